@@ -1,0 +1,1 @@
+"""The ``genphys`` command line."""

@@ -1,0 +1,3 @@
+from genphys.cli.main import main
+
+raise SystemExit(main())

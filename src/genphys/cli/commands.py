@@ -1,0 +1,138 @@
+"""Implementations of the ``genphys`` sub-commands (argument parsing lives in main.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genphys import io
+from genphys.config import load_config_file
+from genphys.errors import GenphysError
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from genphys.cli.main import SWITCHES, TRAIN_FLAGS
+
+    out: dict[str, dict[str, Any]] = {}
+    for flag, (section, key, *_rest) in TRAIN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    for flag, (section, key, value, _) in SWITCHES.items():
+        if getattr(args, flag):
+            out.setdefault(section, {})[key] = value
+    if "model" in out:
+        out["model"] = {"config": out["model"]}
+    if "objective" in out:
+        out["objective"] = {"config": out["objective"]}
+    return out
+
+
+def train(args: argparse.Namespace) -> int:
+    from genphys.training.run import load_resume_config, merge, resolve_config
+    from genphys.training.run import train as train_run
+
+    out = Path(args.out or f"runs/{args.family}")
+    flags = _overrides(args)
+    if args.resume:
+        if args.config:
+            raise GenphysError("--resume reads the run's own config.json; drop --config")
+        if not out.is_dir():
+            raise GenphysError(f"cannot resume: run directory {out} does not exist")
+        cfg = load_resume_config(out, flags)
+    else:
+        user = load_config_file(args.config) if args.config else {}
+        cfg = resolve_config(args.family, merge(user, flags))
+    trainer, _ = train_run(cfg, out=out, resume=args.resume)
+    if trainer.is_main:
+        last = trainer.history[-1] if trainer.history else {}
+        status = "finished" if trainer.epoch >= trainer.config.epochs else "stopped (resume with --resume)"
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items()
+                          if isinstance(v, float) and "/" in k and not k.startswith("lr/"))
+        print(f"{status} at epoch {trainer.epoch}, step {trainer.global_step}; {shown}")
+        print(f"run directory: {out}")
+    return 130 if trainer._stop_requested and trainer.epoch < trainer.config.epochs and \
+        trainer.config.max_steps is None else 0
+
+
+def sample(args: argparse.Namespace) -> int:
+    from genphys.plotting import save_image_grid
+    from genphys.samplers import sample_model
+
+    if args.n < 1 or args.steps < 1:
+        raise GenphysError("--n and --steps must be >= 1")
+    model, cfg = io.load_run(args.run_dir)
+    x = sample_model(model, n=args.n, seed=args.seed, steps=args.steps, mean=not args.binary)
+    png = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    save_image_grid(x, tuple(cfg.get("image_shape", [x.shape[1]])), png)
+    npz = png.with_suffix(".npz")
+    tmp = npz.with_name(f".{npz.stem}.tmp.npz")
+    np.savez_compressed(tmp, samples=x.numpy())
+    tmp.replace(npz)
+    print(f"wrote {png} and {npz}")
+    return 0
+
+
+def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> torch.Tensor:
+    from genphys.data import DataConfig, prepare_data
+
+    data_cfg = dict(cfg.get("data", {}))
+    if args.data:
+        data_cfg.update(name=args.data, val_fraction=0.0, limit=None)
+        if args.split:
+            data_cfg["split"] = args.split
+    data = prepare_data(DataConfig.from_dict(data_cfg))
+    x = data.val if len(data.val) else data.train
+    return data.batch_transform(x, torch.Generator().manual_seed(args.seed))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from genphys.evaluation import (
+        ais_log_partition,
+        average_log_likelihood,
+        exact_log_partition,
+        pseudo_log_likelihood,
+        reconstruction_error,
+    )
+
+    model, cfg = io.load_run(args.run_dir)
+    x = _evaluation_data(args, cfg)
+    model.check_data(x, "evaluation data")  # type: ignore[operator]
+    n_small = min(model.n_visible, model.n_hidden) if model.binary_visible else model.n_hidden
+    method = args.method
+    if method == "auto":
+        method = "exact" if n_small <= 20 else "ais"
+    metrics: dict[str, Any] = {"run_dir": str(args.run_dir), "n_examples": len(x),
+                               "log_z_method": method}
+    if method == "exact":
+        log_z: Any = exact_log_partition(model)
+        metrics["log_z"] = {"value": log_z, "stderr": 0.0}
+    else:
+        result = ais_log_partition(model, n_chains=args.ais_chains, n_betas=args.ais_betas,
+                                   data=x, seed=args.seed)
+        log_z = result.log_z
+        metrics["log_z"] = log_z.to_dict()
+    metrics["log_likelihood"] = average_log_likelihood(model, x, log_z).to_dict()
+    if model.binary_visible:
+        g = torch.Generator().manual_seed(args.seed)
+        metrics["pseudo_log_likelihood"] = pseudo_log_likelihood(model, x, generator=g).to_dict()
+    metrics["reconstruction_error"] = reconstruction_error(model, x).to_dict()
+    io.atomic_write_json(Path(args.run_dir) / "evaluation.json", metrics)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            if isinstance(value, dict):
+                err = value.get("stderr", 0.0)
+                shown = f"{value['value']:.4f}" + (f" ± {err:.4f}" if err and math.isfinite(err)
+                                                   else "")
+            else:
+                shown = str(value)
+            print(f"{key:>24}: {shown}")
+    return 0

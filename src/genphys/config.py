@@ -1,0 +1,102 @@
+"""Dataclass configs with dict/JSON round trips and checks in ``__post_init__``.
+
+Every model, objective and the trainer carry a config that subclasses :class:`Config`;
+the run directory stores them as JSON so a run can be rebuilt from the directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from genphys.errors import GenphysError
+
+C = TypeVar("C", bound="Config")
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """Convert a JSON/YAML value to the annotated type (tuples, floats from ints, optionals)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name) if len(inner) == 1 else value
+    if origin is typing.Literal:
+        if value not in args:
+            raise GenphysError(f"{name} must be one of {list(args)}, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        if not (hint is float and isinstance(value, int)):
+            raise GenphysError(f"{name} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass
+class Config:
+    """Base class: ``to_dict``/``from_dict``, JSON I/O and unknown-key checks."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        if not isinstance(data, dict):
+            raise GenphysError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise GenphysError(
+                f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(fields)}"
+            )
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
+        return cls(**kwargs)
+
+    def replace(self: C, **changes: Any) -> C:
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise :class:`GenphysError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise GenphysError(message)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON configuration file into a dict (one clear error if unreadable)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GenphysError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise several types
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GenphysError(f"config file {path} is not valid YAML/JSON: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GenphysError(f"config file {path} must hold a mapping at the top level")
+    return data

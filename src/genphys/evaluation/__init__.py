@@ -1,0 +1,39 @@
+"""Evaluation: log partition functions and likelihoods of RBMs, Monte Carlo error analysis."""
+
+from genphys.evaluation.likelihood import (
+    AISResult,
+    ais_log_partition,
+    ais_schedule,
+    average_log_likelihood,
+    exact_log_partition,
+    pseudo_log_likelihood,
+    pseudo_log_likelihood_terms,
+    reconstruction_error,
+)
+from genphys.evaluation.stats import (
+    Estimate,
+    autocorrelation,
+    binning_error,
+    integrated_autocorrelation_time,
+    log_mean_exp_estimate,
+    mcmc_estimate,
+    mean_estimate,
+)
+
+__all__ = [
+    "AISResult",
+    "Estimate",
+    "ais_log_partition",
+    "ais_schedule",
+    "autocorrelation",
+    "average_log_likelihood",
+    "binning_error",
+    "exact_log_partition",
+    "integrated_autocorrelation_time",
+    "log_mean_exp_estimate",
+    "mcmc_estimate",
+    "mean_estimate",
+    "pseudo_log_likelihood",
+    "pseudo_log_likelihood_terms",
+    "reconstruction_error",
+]

@@ -1,0 +1,348 @@
+r"""Likelihoods of RBMs: exact log partition functions, AIS, pseudo-likelihood, reconstruction.
+
+An RBM defines :math:`p(v) = e^{-F(v)}/Z`. :func:`exact_log_partition` enumerates the smaller
+layer (up to ~24 units); :func:`ais_log_partition` estimates :math:`\log Z` with a standard error
+by annealed importance sampling. The pseudo-likelihood and reconstruction error need no
+:math:`Z`. Every function works on a float64 copy of the model; the model is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genphys.errors import GenphysError
+from genphys.evaluation.stats import Estimate, log_mean_exp_estimate, mean_estimate
+from genphys.models.rbm import GaussianBernoulliRBM, _RBMBase, bernoulli
+
+Schedule = Literal["linear", "sigmoid"]
+
+
+def _float64(rbm: _RBMBase) -> _RBMBase:
+    """A detached float64 copy of the model (the original is left untouched)."""
+    if not isinstance(rbm, _RBMBase):
+        raise GenphysError(f"expected an RBM from genphys.models.rbm, got {type(rbm).__name__}")
+    model = copy.deepcopy(rbm).to(torch.float64)
+    model.requires_grad_(False)
+    return model
+
+
+def _batch(model: _RBMBase, x: Tensor | np.ndarray, what: str, strict: bool = True) -> Tensor:
+    """``x`` as a float64 (N, n_visible) tensor on the model's device, checked."""
+    x = torch.as_tensor(x).detach().to(device=model.weight.device, dtype=torch.float64)
+    (type(model) if strict else _RBMBase).check_data(model, x, what)  # strict: binary check
+    return x
+
+
+def _binary(rbm: _RBMBase) -> _RBMBase:
+    """A float64 copy of a Bernoulli RBM; GenphysError for continuous visibles."""
+    model = _float64(rbm)
+    if isinstance(model, GaussianBernoulliRBM) or not model.binary_visible:
+        raise GenphysError("the pseudo-likelihood needs binary visibles (a Bernoulli RBM)")
+    return model
+
+
+# --------------------------------------------------------------------------- exact
+def _enumerate(n: int, start: int, stop: int, like: Tensor) -> Tensor:
+    """The binary configurations with integer codes ``start..stop-1`` as (stop-start, n) rows."""
+    codes = torch.arange(start, stop, device=like.device, dtype=torch.int64)
+    bits = torch.arange(n, device=like.device, dtype=torch.int64)
+    return ((codes.unsqueeze(1) >> bits) & 1).to(like.dtype)
+
+
+def exact_log_partition(
+    rbm: _RBMBase,
+    max_units: int = 24,
+    chunk: int = 2**14,
+    layer: Literal["auto", "visible", "hidden"] = "auto",
+) -> float:
+    r""":math:`\log Z` by enumerating one layer, in float64 with a chunked log-sum-exp.
+
+    * Over the hidden layer: :math:`\log Z = \log\sum_h e^{\log\sum_v e^{-E(v,h)}}`, the inner
+      sum (Bernoulli) or Gaussian integral in closed form (``log_marginal_hidden``).
+    * Over the visible layer (Bernoulli only): :math:`\log Z = \log\sum_v e^{-F(v)}`.
+
+    Args:
+        rbm: a :class:`~genphys.models.rbm.BernoulliRBM` or ``GaussianBernoulliRBM``.
+        max_units: refuse to enumerate more than ``2**max_units`` configurations.
+        chunk: configurations evaluated at once (memory bound).
+        layer: ``"auto"`` enumerates the smaller layer (the hidden one for a Gaussian RBM).
+
+    Raises:
+        GenphysError: the chosen layer has more than ``max_units`` units.
+    """
+    model = _float64(rbm)
+    gaussian = isinstance(model, GaussianBernoulliRBM)
+    if layer not in ("auto", "visible", "hidden"):
+        raise GenphysError(f"layer must be 'auto', 'visible' or 'hidden', got {layer!r}")
+    if layer == "visible" and gaussian:
+        raise GenphysError("a Gaussian RBM's visible layer is continuous: enumerate 'hidden'")
+    if layer == "auto":
+        layer = "hidden" if gaussian or model.n_hidden <= model.n_visible else "visible"
+    n = model.n_hidden if layer == "hidden" else model.n_visible
+    if n > max_units:
+        raise GenphysError(
+            f"exact log Z would enumerate 2^{n} configurations of the {layer} layer "
+            f"(max_units={max_units}); use ais_log_partition for a model this large"
+        )
+    chunk = max(1, int(chunk))
+    parts = []
+    with torch.no_grad():
+        for start in range(0, 2**n, chunk):
+            x = _enumerate(n, start, min(start + chunk, 2**n), model.weight)
+            logp = model.log_marginal_hidden(x) if layer == "hidden" else -model.free_energy(x)
+            parts.append(torch.logsumexp(logp, 0))
+    return float(torch.logsumexp(torch.stack(parts), 0))
+
+
+# ----------------------------------------------------------------------------- AIS
+@dataclasses.dataclass(frozen=True)
+class AISResult:
+    r"""Result of :func:`ais_log_partition`.
+
+    Attributes:
+        log_z: :math:`\log Z_A + \log\frac1M\sum_m w_m` with its delta-method standard error.
+        log_z_base: :math:`\log Z_A` of the factorised base distribution (exact).
+        log_weights: the M importance log weights :math:`\log w_m` (float64, CPU).
+        lower: :math:`\log Z_A + \log(\bar w - 3\,\hat\sigma_{\bar w})` (``-inf`` when negative).
+        upper: :math:`\log Z_A + \log(\bar w + 3\,\hat\sigma_{\bar w})`; S&M's ±3 s.d. bounds.
+        ess: effective sample size :math:`(\sum w)^2/\sum w^2` (between 1 and M).
+        base_bias: the visible bias of the base distribution that was used.
+        betas: the inverse temperatures, from 0 to 1.
+    """
+
+    log_z: Estimate
+    log_z_base: float
+    log_weights: Tensor
+    lower: float
+    upper: float
+    ess: float
+    base_bias: Tensor
+    betas: Tensor
+
+
+def ais_schedule(
+    n_betas: int, schedule: Schedule | Sequence[float] | Tensor = "linear", delta: float = 4.0
+) -> Tensor:
+    r"""Inverse temperatures :math:`0=\beta_0<\dots<\beta_K=1` (float64, ``n_betas`` of them).
+
+    ``"linear"``: evenly spaced. ``"sigmoid"``: :math:`\sigma(\delta(2k/K-1))` rescaled to
+    [0, 1] (Grosse et al. 2015), denser at both ends. A sequence is used as given after checks.
+    """
+    if isinstance(schedule, str):
+        if n_betas < 2:
+            raise GenphysError(f"AIS needs n_betas >= 2, got {n_betas}")
+        if schedule == "linear":
+            return torch.linspace(0.0, 1.0, n_betas, dtype=torch.float64)
+        if schedule == "sigmoid":
+            s = torch.sigmoid(delta * torch.linspace(-1.0, 1.0, n_betas, dtype=torch.float64))
+            return (s - s[0]) / (s[-1] - s[0])
+        raise GenphysError(f"unknown AIS schedule {schedule!r}: use 'linear' or 'sigmoid'")
+    betas = torch.as_tensor(schedule, dtype=torch.float64).flatten()
+    if betas.numel() < 2 or betas[0] != 0 or betas[-1] != 1 or bool((betas.diff() < 0).any()):
+        raise GenphysError("an AIS schedule must increase from exactly 0 to exactly 1")
+    return betas
+
+
+def _base_bias(model: _RBMBase, base_bias: Tensor | None, data: Tensor | None) -> Tensor:
+    """The base distribution's visible bias: given, fitted to data marginals, or a default."""
+    like = model.visible_bias
+    if base_bias is not None:
+        b = torch.as_tensor(base_bias).detach().to(like)
+        if b.shape != like.shape or not bool(torch.isfinite(b).all()):
+            raise GenphysError(
+                f"base_bias must be a finite vector of shape ({model.n_visible},), "
+                f"got shape {tuple(b.shape)}"
+            )
+        return b
+    if data is None:
+        return like.clone() if isinstance(model, GaussianBernoulliRBM) else torch.zeros_like(like)
+    x = _batch(model, data, "AIS data", strict=False)
+    if isinstance(model, GaussianBernoulliRBM):
+        return x.mean(0)
+    p = x.mean(0).clamp(1e-3, 1 - 1e-3)  # smoothed marginals: no infinite biases
+    return torch.log(p / (1 - p))
+
+
+def ais_log_partition(
+    rbm: _RBMBase,
+    n_chains: int = 100,
+    n_betas: int = 10000,
+    base_bias: Tensor | None = None,
+    data: Tensor | np.ndarray | None = None,
+    seed: int = 0,
+    schedule: Schedule | Sequence[float] | Tensor = "linear",
+) -> AISResult:
+    r"""Estimate :math:`\log Z` by annealed importance sampling (Salakhutdinov and Murray 2008).
+
+    The tempered distributions :math:`p^*_\beta(v) = e^{(1-\beta)\phi(v;b_A)+\beta\phi(v;b)}
+    \prod_j(1+e^{\beta(c_j+(\tilde v W)_j)})` (``tempered_log_prob``) go from a factorised base
+    :math:`p_A` (:math:`\beta=0`, :math:`Z_A` known) to the model (:math:`\beta=1`). Each chain
+    starts from an exact sample of :math:`p_A`, adds :math:`\log p^*_{\beta_k}(v) -
+    \log p^*_{\beta_{k-1}}(v)` to :math:`\log w`, then makes one block-Gibbs move leaving
+    :math:`p^*_{\beta_k}` invariant. :math:`\mathbb E[w] = Z/Z_A`: the estimate of :math:`Z` is
+    unbiased, that of :math:`\log Z` biased low when the weights are spread (small ``ess``).
+
+    Args:
+        rbm: a Bernoulli or Gaussian-Bernoulli RBM (evaluated on a float64 copy).
+        n_chains: number of independent AIS runs M.
+        n_betas: number of inverse temperatures, endpoints included.
+        base_bias: visible bias :math:`b_A` of the base. Default: for a Bernoulli RBM the
+            logits of the (clamped) data marginals when ``data`` is given, else zeros; for a
+            Gaussian RBM the data mean, else the model's visible bias.
+        data: training data, used only to fit the base distribution.
+        seed: seed of the ``torch.Generator`` that drives all chains.
+        schedule: ``"linear"``, ``"sigmoid"`` or an explicit increasing sequence from 0 to 1.
+    """
+    if n_chains < 1:
+        raise GenphysError(f"AIS needs n_chains >= 1, got {n_chains}")
+    model = _float64(rbm)
+    betas = ais_schedule(n_betas, schedule)
+    base = _base_bias(model, base_bias, data)
+    generator = torch.Generator(device=model.weight.device).manual_seed(int(seed))
+    beta_list = betas.tolist()
+    with torch.no_grad():
+        h0 = torch.zeros(n_chains, model.n_hidden, dtype=torch.float64, device=base.device)
+        v = model.sample_v(h0, generator, beta=0.0, base_bias=base)  # exact sample of p_A
+        log_w = torch.zeros(n_chains, dtype=torch.float64, device=base.device)
+        for k in range(1, len(beta_list)):
+            b_prev, b_k = beta_list[k - 1], beta_list[k]
+            # log p*_k(v) - log p*_{k-1}(v), sharing one hidden input c + (scaled v) W
+            pre = model.hidden_input(v)
+            vis = model.visible_term(v) - model.visible_term(v, base)
+            log_w += (b_k - b_prev) * vis
+            log_w += F.softplus(b_k * pre).sum(-1) - F.softplus(b_prev * pre).sum(-1)
+            if k < len(beta_list) - 1:  # T_k leaves p*_k invariant; none needed after beta=1
+                h = bernoulli(torch.sigmoid(b_k * pre), generator)  # = model.sample_h(v, g, b_k)
+                v = model.sample_v(h, generator, beta=b_k, base_bias=base)
+        log_z_base = float(model.base_log_partition(base))
+    log_w = log_w.cpu()
+    if not bool(torch.isfinite(log_w).all()):
+        raise GenphysError("AIS produced non-finite log weights: check the model parameters")
+    ratio = log_mean_exp_estimate(log_w)
+    log_z = Estimate(log_z_base + ratio.value, ratio.stderr, n=n_chains)
+    w = torch.exp(log_w - log_w.max())
+    mean_w = float(w.mean())
+    sd_mean = float(w.std()) / math.sqrt(n_chains) if n_chains > 1 else 0.0
+    shift = log_z_base + float(log_w.max())
+    low = mean_w - 3 * sd_mean
+    return AISResult(
+        log_z=log_z,
+        log_z_base=log_z_base,
+        log_weights=log_w,
+        lower=shift + math.log(low) if low > 0 else -math.inf,
+        upper=shift + math.log(mean_w + 3 * sd_mean),
+        ess=float(w.sum() ** 2 / (w**2).sum()),
+        base_bias=base.cpu(),
+        betas=betas,
+    )
+
+
+# ------------------------------------------------------------------ likelihoods
+def average_log_likelihood(
+    rbm: _RBMBase, data: Tensor | np.ndarray, log_z: float | Estimate | AISResult
+) -> Estimate:
+    r"""Mean log-likelihood :math:`\frac1N\sum_n [-F(v_n)] - \log Z` in nats per example.
+
+    The standard error adds in quadrature the spread over examples,
+    :math:`\mathrm{sd}(-F)/\sqrt N`, and the standard error of ``log_z`` (zero for a float,
+    e.g. from :func:`exact_log_partition`).
+    """
+    if isinstance(log_z, AISResult):
+        log_z = log_z.log_z
+    lz = log_z if isinstance(log_z, Estimate) else Estimate(float(log_z), 0.0)
+    model = _float64(rbm)
+    x = _batch(model, data, "data")
+    with torch.no_grad():
+        neg_f = torch.cat([-model.free_energy(b) for b in x.split(2**14)])
+    per_example = mean_estimate(neg_f)
+    se_data = per_example.stderr if per_example.n and per_example.n > 1 else 0.0
+    stderr = math.hypot(se_data, lz.stderr)
+    return Estimate(per_example.value - lz.value, stderr, n=per_example.n)
+
+
+def pseudo_log_likelihood_terms(
+    rbm: _RBMBase, v: Tensor | np.ndarray, chunk: int = 2**22
+) -> Tensor:
+    r"""All conditionals :math:`\log p(v_i\mid v_{-i}) = \log\sigma(F(v^{(i)}) - F(v))`.
+
+    :math:`v^{(i)}` is :math:`v` with bit :math:`i` flipped. With :math:`s_i = 1 - 2v_i` and
+    hidden input :math:`a = c + vW`,
+    :math:`F(v^{(i)}) - F(v) = -s_i b_i - \sum_j[\mathrm{softplus}(a_j + s_iW_{ij})
+    - \mathrm{softplus}(a_j)]`, evaluated for all :math:`i` at once in blocks of at most
+    ``chunk`` elements of the (examples, units, hidden) array.
+
+    Returns:
+        A float64 tensor of shape (N, n_visible).
+    """
+    model = _binary(rbm)
+    x = _batch(model, v, "data")
+    nv, nh = model.n_visible, model.n_hidden
+    units = max(1, min(nv, chunk // nh))
+    rows = max(1, chunk // (units * nh))
+    out = torch.empty_like(x)
+    with torch.no_grad():
+        w, b = model.weight, model.visible_bias
+        for r in range(0, x.shape[0], rows):
+            xb = x[r : r + rows]
+            pre = model.hidden_input(xb)
+            sp = F.softplus(pre).sum(-1, keepdim=True)
+            sign = 1 - 2 * xb
+            for i in range(0, nv, units):
+                s = sign[:, i : i + units]
+                flipped = pre.unsqueeze(1) + s.unsqueeze(-1) * w[i : i + units]
+                delta = -s * b[i : i + units] - (F.softplus(flipped).sum(-1) - sp)
+                out[r : r + rows, i : i + units] = F.logsigmoid(delta)
+    return out
+
+
+def pseudo_log_likelihood(
+    rbm: _RBMBase,
+    v: Tensor | np.ndarray,
+    exact: bool = False,
+    generator: torch.Generator | None = None,
+    chunk: int = 2**22,
+) -> Estimate:
+    r"""Mean pseudo-log-likelihood :math:`\sum_i\log p(v_i\mid v_{-i})` of a Bernoulli RBM.
+
+    ``exact=True`` sums all :math:`n_v` conditionals (:func:`pseudo_log_likelihood_terms`).
+    ``exact=False`` is scikit-learn's ``score_samples`` estimator: one uniformly random unit
+    :math:`i` per example, :math:`n_v\log\sigma(F(v^{(i)}) - F(v))`, unbiased for the exact sum.
+    The standard error is that of the mean over examples (and over the random units).
+    """
+    model = _binary(rbm)
+    x = _batch(model, v, "data")
+    if exact:
+        return mean_estimate(pseudo_log_likelihood_terms(model, x, chunk).sum(-1))
+    device = x.device if generator is None else generator.device
+    idx = torch.randint(0, model.n_visible, (x.shape[0],), generator=generator, device=device)
+    idx = idx.to(x.device)
+    with torch.no_grad():
+        flipped = x.clone()
+        rows = torch.arange(x.shape[0], device=x.device)
+        flipped[rows, idx] = 1 - flipped[rows, idx]
+        delta = model.free_energy(flipped) - model.free_energy(x)
+        per_example = model.n_visible * F.logsigmoid(delta)
+    return mean_estimate(per_example)
+
+
+def reconstruction_error(rbm: _RBMBase, v: Tensor | np.ndarray) -> Estimate:
+    r"""Mean squared reconstruction error :math:`\frac1N\sum_n\sum_i (v_{ni} - \hat v_{ni})^2`.
+
+    :math:`\hat v = \mathbb E[v\mid h = p(h\mid v)]` is the mean-field reconstruction
+    (``rbm.reconstruct``). Per example the squared error is *summed* over visible units, then
+    averaged over examples, with the standard error of that mean. Data need not be binary.
+    """
+    model = _float64(rbm)
+    x = _batch(model, v, "data", strict=False)
+    with torch.no_grad():
+        err = torch.cat([((b - model.reconstruct(b)) ** 2).sum(-1) for b in x.split(2**14)])
+    return mean_estimate(err)

@@ -1,0 +1,240 @@
+"""Run directories and checkpoints: safetensors weights + JSON, written atomically.
+
+A run directory holds::
+
+    config.json                  model, objective, trainer and data configs (+ version)
+    metrics.jsonl                one JSON object per epoch
+    model.safetensors            final weights (written when training ends)
+    checkpoints/step-000000938/  model.safetensors, trainer_state.safetensors, trainer_state.json
+
+Each checkpoint is first written to a hidden temporary folder and then renamed into place, so
+a crash never leaves a half-written checkpoint; the newest complete one is the one resumed.
+Nothing is ever unpickled: tensors live in safetensors files, everything else in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from genphys.errors import GenphysError
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+STATE_TENSORS = "trainer_state.safetensors"
+STATE_JSON = "trainer_state.json"
+
+
+# ----------------------------------------------------------------- atomic files
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Save a flat dict of tensors as safetensors, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; a missing or corrupt file is a :class:`GenphysError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenphysError(f"missing file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise GenphysError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GenphysError(f"missing file {path}") from None
+    except (OSError, ValueError) as exc:
+        raise GenphysError(f"{path} is not valid JSON ({exc})") from None
+
+
+# ------------------------------------------------------- nested state <-> flat
+def flatten_state(obj: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+    """Split a nested structure into JSON (tensors replaced by references) and a tensor dict.
+
+    Dicts with non-string keys (such as optimizer state) are stored as lists of pairs, so
+    :func:`unflatten_state` restores the original structure exactly.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(x: Any, key: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            tensors[key] = x
+            return {"__tensor__": key}
+        if isinstance(x, dict):
+            if all(isinstance(k, str) for k in x):
+                return {k: walk(v, f"{key}.{k}" if key else k) for k, v in x.items()}
+            return {"__items__": [[k, walk(v, f"{key}.{k}")] for k, v in x.items()]}
+        if isinstance(x, (list, tuple)):
+            out = [walk(v, f"{key}.{i}") for i, v in enumerate(x)]
+            return {"__tuple__": out} if isinstance(x, tuple) else out
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        raise TypeError(f"cannot store {type(x).__name__} at {key!r} in a checkpoint")
+
+    return walk(obj, prefix), tensors
+
+
+def unflatten_state(meta: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`."""
+    if isinstance(meta, dict):
+        if "__tensor__" in meta:
+            try:
+                return tensors[meta["__tensor__"]]
+            except KeyError:
+                raise GenphysError(f"checkpoint is missing tensor {meta['__tensor__']!r}") from None
+        if "__items__" in meta:
+            return {k: unflatten_state(v, tensors) for k, v in meta["__items__"]}
+        if "__tuple__" in meta:
+            return tuple(unflatten_state(v, tensors) for v in meta["__tuple__"])
+        return {k: unflatten_state(v, tensors) for k, v in meta.items()}
+    if isinstance(meta, list):
+        return [unflatten_state(v, tensors) for v in meta]
+    return meta
+
+
+# ----------------------------------------------------------------- model I/O
+def save_model(path: str | Path, model: torch.nn.Module) -> None:
+    save_tensors(path, dict(model.state_dict()), metadata={"format": "genphys"})
+
+
+def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load weights into ``model``, refusing missing, unexpected or mis-shaped tensors."""
+    tensors = load_tensors(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"missing {missing}" if missing else "",
+                 f"unexpected {unexpected}" if unexpected else "",
+                 f"shape mismatch {shapes}" if shapes else ""]
+        raise GenphysError(f"{path} does not match the model: " + "; ".join(p for p in parts if p))
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise GenphysError(f"{path} holds non-finite values in {bad}")
+    model.load_state_dict(tensors)
+
+
+# ----------------------------------------------------------------- checkpoints
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+
+def write_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module,
+                     state: dict[str, Any], keep: int = 2) -> Path:
+    """Write model + trainer state as ``checkpoints/step-N`` atomically; keep the newest ``keep``."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:09d}"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    try:
+        meta, tensors = flatten_state(state)
+        save_model(tmp / MODEL_FILE, model)
+        save_tensors(tmp / STATE_TENSORS, tensors)
+        atomic_write_json(tmp / STATE_JSON, meta)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in checkpoint_dirs(run_dir)[: -max(keep, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_checkpoint_state(ckpt: str | Path) -> dict[str, Any]:
+    ckpt = Path(ckpt)
+    return unflatten_state(read_json(ckpt / STATE_JSON), load_tensors(ckpt / STATE_TENSORS))
+
+
+# ----------------------------------------------------------------- run loading
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GenphysError(f"run directory {run_dir} does not exist")
+    cfg = read_json(run_dir / CONFIG_FILE)
+    if not isinstance(cfg, dict) or "model" not in cfg:
+        raise GenphysError(f"{run_dir / CONFIG_FILE} is not a genphys run configuration")
+    return cfg
+
+
+def build_model(spec: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild a model from ``{"name": ..., "config": {...}}`` through the registry."""
+    from genphys.registry import MODELS, lookup
+
+    try:
+        cls = lookup(MODELS, spec["name"], "model")
+        return cls(cls.Config.from_dict(spec.get("config", {})))
+    except (KeyError, TypeError) as exc:
+        raise GenphysError(f"malformed model entry in run configuration: {exc}") from None
+
+
+def model_weights_path(run_dir: str | Path) -> Path:
+    """Final weights if training finished, else the newest checkpoint's."""
+    run_dir = Path(run_dir)
+    if (run_dir / MODEL_FILE).is_file():
+        return run_dir / MODEL_FILE
+    ckpts = checkpoint_dirs(run_dir)
+    if not ckpts:
+        raise GenphysError(f"{run_dir} holds no weights ({MODEL_FILE} or checkpoints/)")
+    return ckpts[-1] / MODEL_FILE
+
+
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The trained model of a run directory (in eval mode) and its configuration."""
+    cfg = read_run_config(run_dir)
+    model = build_model(cfg["model"])
+    load_model_weights(model, model_weights_path(run_dir))
+    return model.eval(), cfg

@@ -1,0 +1,313 @@
+r"""Restricted Boltzmann machines: binary-binary and Gaussian-binary.
+
+Energies (visible :math:`v`, hidden :math:`h \in \{0,1\}^{n_h}`, weight :math:`W`,
+visible bias :math:`b`, hidden bias :math:`c`):
+
+* Bernoulli: :math:`E(v,h) = -v^\top b - h^\top c - v^\top W h` with :math:`v \in \{0,1\}^{n_v}`.
+* Gaussian-Bernoulli (Cho et al. 2011):
+  :math:`E(v,h) = \sum_i (v_i-b_i)^2/2\sigma_i^2 - h^\top c - \sum_{ij} v_i W_{ij} h_j/\sigma_i^2`.
+
+Both have free energy :math:`F(v) = -\phi(v) - \sum_j \mathrm{softplus}(c_j + (\tilde v W)_j)`
+with :math:`\phi` the visible term and :math:`\tilde v` the scaled visible vector
+(:math:`v` or :math:`v/\sigma^2`), so :math:`p(v) = e^{-F(v)}/Z`.
+
+The tempered forms used by annealed importance sampling and parallel tempering interpolate
+between a factorised base distribution (weights zero, visible bias ``base_bias``) at
+:math:`\beta=0` and the model at :math:`\beta=1`:
+:math:`\log p^*_\beta(v) = (1-\beta)\phi(v; b_A) + \beta\phi(v; b)
++ \sum_j \mathrm{softplus}(\beta(c_j + (\tilde v W)_j))`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genphys.config import Config, check
+from genphys.errors import GenphysError
+from genphys.registry import register_model
+
+
+@dataclasses.dataclass
+class RBMConfig(Config):
+    """Sizes and initialisation of a Bernoulli RBM.
+
+    Args:
+        n_visible: number of visible units (pixels or spins).
+        n_hidden: number of hidden units.
+        init_std: standard deviation of the initial Gaussian weights.
+    """
+
+    n_visible: int = 64
+    n_hidden: int = 64
+    init_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        check(self.n_visible >= 1, f"n_visible must be >= 1, got {self.n_visible}")
+        check(self.n_hidden >= 1, f"n_hidden must be >= 1, got {self.n_hidden}")
+        check(self.init_std >= 0, f"init_std must be >= 0, got {self.init_std}")
+
+
+@dataclasses.dataclass
+class GaussianRBMConfig(RBMConfig):
+    """A Gaussian-Bernoulli RBM: ``sigma`` is the initial (or fixed) visible standard deviation."""
+
+    sigma: float = 1.0
+    learn_sigma: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+
+
+class _BernoulliFreeEnergy(torch.autograd.Function):
+    r"""F(v) = -v.b - sum_j softplus(c + vW)_j with an analytic backward.
+
+    dF/dW = -v^T sigmoid(c + vW), dF/db = -v, dF/dc = -sigmoid(c + vW), and
+    dF/dv = -b - sigmoid(c + vW) W^T: the familiar :math:`-\langle v h \rangle` statistic in one
+    matmul instead of autograd's chain through softplus.
+    """
+
+    @staticmethod
+    def forward(ctx, v: Tensor, weight: Tensor, vbias: Tensor, hbias: Tensor) -> Tensor:  # type: ignore[override]
+        pre = torch.addmm(hbias, v, weight)
+        ctx.save_for_backward(v, weight, vbias, torch.sigmoid(pre))
+        return -(v @ vbias) - F.softplus(pre).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        v, weight, vbias, prob = ctx.saved_tensors
+        neg = grad.neg()
+        gh = prob * neg.unsqueeze(-1)  # dL/d(c + vW)
+        grad_v = None
+        if ctx.needs_input_grad[0]:
+            grad_v = gh @ weight.t() + neg.unsqueeze(-1) * vbias
+        return grad_v, v.t() @ gh, neg @ v, gh.sum(0)
+
+
+class _RBMBase(nn.Module):
+    """Shared math of RBMs; subclasses define the visible term and visible conditional."""
+
+    Config: type[RBMConfig] = RBMConfig
+    binary_visible: bool = True
+
+    def __init__(self, config: RBMConfig) -> None:
+        super().__init__()
+        self.config = config
+        nv, nh = config.n_visible, config.n_hidden
+        self.weight = nn.Parameter(torch.randn(nv, nh) * config.init_std)
+        self.visible_bias = nn.Parameter(torch.zeros(nv))
+        self.hidden_bias = nn.Parameter(torch.zeros(nh))
+
+    @property
+    def n_visible(self) -> int:
+        return self.config.n_visible
+
+    @property
+    def n_hidden(self) -> int:
+        return self.config.n_hidden
+
+    # ----------------------------------------------------------------- terms
+    def scaled_visible(self, v: Tensor) -> Tensor:
+        """The visible vector as it couples to the weights (``v`` or ``v / sigma^2``)."""
+        return v
+
+    def visible_term(self, v: Tensor, bias: Tensor | None = None) -> Tensor:
+        """phi(v; b): minus the energy terms that involve ``v`` alone."""
+        raise NotImplementedError
+
+    def hidden_input(self, v: Tensor) -> Tensor:
+        """Pre-activation of the hidden units, c + (scaled v) W."""
+        return torch.addmm(self.hidden_bias, self.scaled_visible(v), self.weight)
+
+    def visible_input(self, h: Tensor) -> Tensor:
+        """b + W h: the logits (Bernoulli) or the mean (Gaussian) of p(v|h)."""
+        return torch.addmm(self.visible_bias, h, self.weight.t())
+
+    def energy(self, v: Tensor, h: Tensor) -> Tensor:
+        """E(v, h) for a batch of pairs."""
+        inter = ((self.scaled_visible(v) @ self.weight) * h).sum(-1)
+        return -self.visible_term(v) - h @ self.hidden_bias - inter
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """F(v) = -log sum_h exp(-E(v, h)), so p(v) = exp(-F(v)) / Z."""
+        return -self.visible_term(v) - F.softplus(self.hidden_input(v)).sum(-1)
+
+    def forward(self, v: Tensor) -> Tensor:
+        """The free energy; training objectives differentiate it."""
+        return self.free_energy(v)
+
+    # ----------------------------------------------------------- conditionals
+    def prob_h(self, v: Tensor, beta: float = 1.0) -> Tensor:
+        """p(h_j = 1 | v) = sigmoid(beta (c + (scaled v) W))."""
+        pre = self.hidden_input(v)
+        return torch.sigmoid(pre if beta == 1.0 else beta * pre)
+
+    def sample_h(self, v: Tensor, generator: torch.Generator | None = None,
+                 beta: float = 1.0) -> Tensor:
+        return bernoulli(self.prob_h(v, beta), generator)
+
+    def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+        """E[v | h] under the tempered model (beta = 1: the model itself)."""
+        raise NotImplementedError
+
+    def sample_v(self, h: Tensor, generator: torch.Generator | None = None,
+                 beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def _tempered_visible_input(self, h: Tensor, beta: float, base_bias: Tensor | None) -> Tensor:
+        if beta == 1.0 or base_bias is None:
+            x = self.visible_input(h)
+            return x if beta == 1.0 else beta * x
+        return torch.addmm((1 - beta) * base_bias + beta * self.visible_bias, h,
+                           self.weight.t(), alpha=beta)
+
+    def gibbs_step(self, v: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One block-Gibbs sweep v -> h -> v'."""
+        return self.sample_v(self.sample_h(v, generator), generator)
+
+    def reconstruct(self, v: Tensor) -> Tensor:
+        """Mean-field reconstruction E[v | h = p(h|v)]."""
+        return self.mean_v(self.prob_h(v))
+
+    # ----------------------------------------------------- exact and tempered
+    def tempered_log_prob(self, v: Tensor, beta: float, base_bias: Tensor) -> Tensor:
+        """log p*_beta(v), the unnormalised tempered marginal used by AIS and tempering."""
+        vis = (1 - beta) * self.visible_term(v, base_bias) + beta * self.visible_term(v)
+        return vis + F.softplus(beta * self.hidden_input(v)).sum(-1)
+
+    def base_log_partition(self, base_bias: Tensor) -> Tensor:
+        """log Z at beta = 0 (factorised visibles, hidden units free: n_h log 2)."""
+        raise NotImplementedError
+
+    def log_marginal_hidden(self, h: Tensor) -> Tensor:
+        """log sum_v exp(-E(v, h)) in closed form, for enumeration over the hidden layer."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ data
+    def check_data(self, x: Tensor, what: str = "data") -> None:
+        """Raise :class:`GenphysError` unless ``x`` is a finite (N, n_visible) batch."""
+        if x.ndim != 2 or x.shape[1] != self.n_visible:
+            raise GenphysError(
+                f"{what} has shape {tuple(x.shape)}; this model expects (N, {self.n_visible})"
+            )
+        if x.shape[0] == 0:
+            raise GenphysError(f"{what} is empty")
+        if not bool(torch.isfinite(x).all()):
+            raise GenphysError(f"{what} contains NaN or Inf values")
+
+    def init_visible_bias(self, data: Tensor) -> None:
+        """Set the visible bias from data statistics (Hinton's practical guide, section 8)."""
+
+
+@register_model("rbm")
+class BernoulliRBM(_RBMBase):
+    """Binary-binary RBM.
+
+    >>> rbm = BernoulliRBM(RBMConfig(n_visible=6, n_hidden=3))
+    >>> rbm.free_energy(torch.zeros(2, 6)).shape
+    torch.Size([2])
+    """
+
+    Config = RBMConfig
+
+    def __init__(self, config: RBMConfig | None = None, **kwargs: object) -> None:
+        super().__init__(config if config is not None else RBMConfig(**kwargs))  # type: ignore[arg-type]
+
+    def visible_term(self, v: Tensor, bias: Tensor | None = None) -> Tensor:
+        return v @ (self.visible_bias if bias is None else bias)
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        return _BernoulliFreeEnergy.apply(v, self.weight, self.visible_bias, self.hidden_bias)
+
+    def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+        return torch.sigmoid(self._tempered_visible_input(h, beta, base_bias))
+
+    def sample_v(self, h: Tensor, generator: torch.Generator | None = None,
+                 beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+        return bernoulli(self.mean_v(h, beta, base_bias), generator)
+
+    def base_log_partition(self, base_bias: Tensor) -> Tensor:
+        return F.softplus(base_bias).sum() + self.n_hidden * math.log(2.0)
+
+    def log_marginal_hidden(self, h: Tensor) -> Tensor:
+        return h @ self.hidden_bias + F.softplus(self.visible_input(h)).sum(-1)
+
+    def check_data(self, x: Tensor, what: str = "data") -> None:
+        super().check_data(x, what)
+        if not bool(((x == 0) | (x == 1)).all()):
+            raise GenphysError(
+                f"{what} is not binary: a Bernoulli RBM needs values in {{0, 1}} "
+                "(binarize the data, or use a Gaussian RBM for continuous values)"
+            )
+
+    def init_visible_bias(self, data: Tensor) -> None:
+        p = data.float().mean(0).clamp(1e-3, 1 - 1e-3)
+        with torch.no_grad():
+            self.visible_bias.copy_(torch.log(p / (1 - p)))
+
+
+@register_model("grbm")
+class GaussianBernoulliRBM(_RBMBase):
+    """Gaussian-Bernoulli RBM for continuous data, with fixed or learned visible std ``sigma``.
+
+    p(v | h) = N(b + W h, diag(sigma^2)); p(h_j = 1 | v) = sigmoid(c_j + sum_i v_i W_ij / sigma_i^2).
+    """
+
+    Config = GaussianRBMConfig
+    binary_visible = False
+
+    def __init__(self, config: GaussianRBMConfig | None = None, **kwargs: object) -> None:
+        config = config if config is not None else GaussianRBMConfig(**kwargs)  # type: ignore[arg-type]
+        super().__init__(config)
+        log_sigma = torch.full((config.n_visible,), math.log(config.sigma))
+        if config.learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp()
+
+    def scaled_visible(self, v: Tensor) -> Tensor:
+        return v * torch.exp(-2 * self.log_sigma)
+
+    def visible_term(self, v: Tensor, bias: Tensor | None = None) -> Tensor:
+        b = self.visible_bias if bias is None else bias
+        return -0.5 * (((v - b) * torch.exp(-self.log_sigma)) ** 2).sum(-1)
+
+    def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+        return self._tempered_visible_input(h, beta, base_bias)
+
+    def sample_v(self, h: Tensor, generator: torch.Generator | None = None,
+                 beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+        mean = self.mean_v(h, beta, base_bias)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        return mean + noise * self.sigma
+
+    def base_log_partition(self, base_bias: Tensor) -> Tensor:
+        log_norm = (self.log_sigma + 0.5 * math.log(2 * math.pi)).sum()
+        return log_norm + self.n_hidden * math.log(2.0)
+
+    def log_marginal_hidden(self, h: Tensor) -> Tensor:
+        b = self.visible_bias
+        m = h @ self.weight.t()
+        inv_var = torch.exp(-2 * self.log_sigma)
+        quad = 0.5 * (((b + m) ** 2 - b**2) * inv_var).sum(-1)
+        log_norm = (self.log_sigma + 0.5 * math.log(2 * math.pi)).sum()
+        return h @ self.hidden_bias + quad + log_norm
+
+    def init_visible_bias(self, data: Tensor) -> None:
+        with torch.no_grad():
+            self.visible_bias.copy_(data.float().mean(0))
+
+
+def bernoulli(prob: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Sample {0, 1} with probabilities ``prob`` (uniforms compared in place: two kernels)."""
+    u = torch.rand(prob.shape, generator=generator, dtype=prob.dtype, device=prob.device)
+    return u.lt_(prob)

@@ -1,0 +1,143 @@
+"""Training objectives: one step of a model family, plugged into the one :class:`Trainer`.
+
+An objective turns a batch into named losses and asks the trainer's :class:`StepContext` to
+apply them (``ctx.update(group, loss)``: zero grad, backward, clip, optimizer step). It may keep
+state between steps (persistent chains, replay buffers) that the trainer checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from genphys.config import Config, check
+from genphys.registry import register_objective
+from genphys.rng import derive_seed
+from genphys.samplers.gibbs import GibbsSampler, GibbsState
+
+if TYPE_CHECKING:
+    from genphys.training.trainer import StepContext
+
+
+class Objective:
+    """Base class. Subclasses define ``Config`` and :meth:`step`."""
+
+    Config: type[Config] = Config
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimizer; one optimizer per entry."""
+        return {"model": [p for p in model.parameters() if p.requires_grad]}
+
+    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int,
+              batch_size: int) -> None:
+        """Called once before training (and before a resumed state is loaded)."""
+
+    def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, data: Tensor) -> dict[str, float]:
+        """Metrics on held-out data at the end of each epoch."""
+        return {}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Per-process state (chains, generators) as a flat dict of tensors."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+@dataclasses.dataclass
+class CDConfig(Config):
+    """Contrastive divergence (CD-k) or persistent CD (PCD-k, Tieleman 2008).
+
+    Args:
+        k: Gibbs sweeps per parameter update.
+        persistent: keep fantasy chains between updates instead of restarting at the data.
+        n_chains: persistent chains (default: the batch size).
+        init_visible_bias: set visible biases from the data marginals before training.
+    """
+
+    k: int = 1
+    persistent: bool = False
+    n_chains: int | None = None
+    init_visible_bias: bool = True
+
+    def __post_init__(self) -> None:
+        check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        check(self.n_chains is None or self.n_chains >= 1, "n_chains must be >= 1")
+
+
+@register_objective("cd")
+class ContrastiveDivergence(Objective):
+    r"""Minimise :math:`\langle F(v)\rangle_{data} - \langle F(v)\rangle_{model}`.
+
+    Its gradient is the CD estimate of minus the log-likelihood gradient,
+    :math:`-(\langle v h^\top\rangle_{data} - \langle v h^\top\rangle_{model})` for the weights,
+    with the model term from k Gibbs sweeps (from the data, or from persistent chains).
+    """
+
+    Config = CDConfig
+    config: CDConfig
+
+    def __init__(self, config: CDConfig | None = None) -> None:
+        super().__init__(config)
+        self.sampler = GibbsSampler(self.config.k)
+        self.chains: GibbsState | None = None
+
+    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int,
+              batch_size: int) -> None:
+        if self.config.init_visible_bias:
+            model.init_visible_bias(train)  # type: ignore[operator]
+        if self.config.persistent:
+            n = self.config.n_chains or batch_size
+            self.chains = self.sampler.init_state(model, n, derive_seed(seed, 17, rank))
+
+    def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
+        model = ctx.model
+        if self.chains is not None:
+            negative, self.chains = self.sampler.sample(model, self.chains)
+        else:
+            negative, _ = self.sampler.sample(model, GibbsState(batch, ctx.generator))
+        n = batch.shape[0]
+        free_energy = ctx.forward(torch.cat([batch, negative]))
+        loss = free_energy[:n].mean() - free_energy[n:].mean()
+        ctx.update("model", loss)
+        return {"free_energy_gap": loss.detach()}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, data: Tensor) -> dict[str, float]:
+        from genphys.evaluation import pseudo_log_likelihood, reconstruction_error
+
+        out = {"recon_error": reconstruction_error(model, data).value,
+               "free_energy": float(model.free_energy(data).mean())}  # type: ignore[operator]
+        if getattr(model, "binary_visible", False):
+            g = torch.Generator(device=data.device).manual_seed(0)
+            out["pseudo_log_likelihood"] = pseudo_log_likelihood(model, data, generator=g).value
+        return out
+
+    def state_dict(self) -> dict[str, Tensor]:
+        if self.chains is None:
+            return {}
+        return {f"chains.{k}": v for k, v in self.chains.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if self.config.persistent:
+            sub = {k.removeprefix("chains."): v for k, v in state.items()}
+            device = self.chains.v.device if self.chains is not None else "cpu"
+            self.chains = GibbsState.from_state_dict(sub, device)
+
+
+def build_objective(name: str, config: dict[str, Any] | None = None) -> Objective:
+    """An objective by registered name with a config dict."""
+    from genphys.registry import OBJECTIVES, lookup
+
+    cls = lookup(OBJECTIVES, name, "objective")
+    return cls(cls.Config.from_dict(config or {}))

@@ -1,0 +1,146 @@
+"""A whole training run from one nested configuration: data, model, objective, trainer.
+
+The configuration is what ``config.json`` in the run directory holds, so
+``genphys train``, ``--resume`` and Python users share one path::
+
+    {"family": "rbm",
+     "model": {"name": "rbm", "config": {"n_hidden": 128}},
+     "objective": {"name": "cd", "config": {"k": 1, "persistent": true}},
+     "trainer": {"epochs": 30, "lr": 0.05},
+     "data": {"name": "digits", "binarize": "static"}}
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import genphys
+from genphys import io
+from genphys.config import check
+from genphys.data import DataConfig, PreparedData, prepare_data
+from genphys.errors import GenphysError
+from genphys.training.objectives import build_objective
+from genphys.training.trainer import Trainer, TrainerConfig
+
+#: Per-family defaults, deep-merged under the user's configuration.
+FAMILIES: dict[str, dict[str, Any]] = {
+    "rbm": {
+        "model": {"name": "rbm", "config": {"n_hidden": 128}},
+        "objective": {"name": "cd", "config": {"k": 1, "persistent": True}},
+        "trainer": {"epochs": 100, "batch_size": 32, "lr": 0.05, "momentum": 0.5},
+        "data": {"name": "digits", "binarize": "static"},
+    },
+    "grbm": {
+        "model": {"name": "grbm", "config": {"n_hidden": 128, "sigma": 0.5}},
+        "objective": {"name": "cd", "config": {"k": 1, "persistent": False}},
+        "trainer": {"epochs": 40, "batch_size": 32, "lr": 0.01, "momentum": 0.5},
+        "data": {"name": "digits", "binarize": "none"},
+    },
+}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge of nested dicts (``override`` wins)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
+    """Family defaults + user configuration, with every section checked."""
+    if family not in FAMILIES:
+        raise GenphysError(f"unknown model family {family!r}; choose from {sorted(FAMILIES)}")
+    unknown = sorted(set(user) - {"model", "objective", "trainer", "data", "family"})
+    if unknown:
+        raise GenphysError(f"unknown configuration section(s) {unknown}; "
+                           "expected model, objective, trainer, data")
+    cfg = merge(FAMILIES[family], {k: v for k, v in user.items() if k != "family"})
+    cfg["family"] = family
+    TrainerConfig.from_dict(cfg["trainer"])
+    DataConfig.from_dict(cfg["data"])
+    build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
+    return cfg
+
+
+def build_run(cfg: dict[str, Any], data: PreparedData) -> tuple[torch.nn.Module, Any]:
+    """Model (sized from the data) and objective for a resolved configuration."""
+    from genphys.registry import MODELS, lookup
+
+    spec = cfg["model"]
+    cls = lookup(MODELS, spec["name"], "model")
+    model_cfg = dict(spec.get("config", {}))
+    n_features = int(data.train.shape[1])
+    if model_cfg.setdefault("n_visible", n_features) != n_features:
+        raise GenphysError(f"model n_visible={model_cfg['n_visible']} but the data have "
+                           f"{n_features} features per example")
+    spec["config"] = cls.Config.from_dict(model_cfg).to_dict()
+    model = cls(cls.Config.from_dict(spec["config"]))
+    objective = build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
+    return model, objective
+
+
+def train(cfg: dict[str, Any], out: str | Path | None = None, resume: bool = False,
+          data: PreparedData | None = None) -> tuple[Trainer, PreparedData]:
+    """Train a run described by a resolved configuration; returns the trainer and data.
+
+    With ``out``, the run directory receives config.json, metrics.jsonl, checkpoints, the
+    final weights, a sample grid and training curves.
+    """
+    cfg = copy.deepcopy(cfg)
+    check(out is not None or not resume, "resume needs a run directory")
+    data = data or prepare_data(DataConfig.from_dict(cfg["data"]))
+    cfg["image_shape"] = list(data.image_shape)
+    trainer_cfg = TrainerConfig.from_dict(cfg["trainer"])
+    torch.manual_seed(trainer_cfg.seed)
+    model, objective = build_run(cfg, data)
+    cfg["genphys_version"] = genphys.__version__
+    trainer = Trainer(model, objective, trainer_cfg, run_dir=out, run_config=cfg)
+    if resume and trainer.is_main:
+        io.atomic_write_json(Path(out) / io.CONFIG_FILE, cfg)  # type: ignore[arg-type]
+    trainer.fit(data.train, data.val, resume=resume, batch_transform=data.batch_transform)
+    if out is not None and trainer.is_main and trainer.epoch >= trainer_cfg.epochs:
+        write_figures(Path(out), model, cfg, trainer.history, trainer_cfg.seed)
+    return trainer, data
+
+
+def write_figures(run_dir: Path, model: torch.nn.Module, cfg: dict[str, Any],
+                  history: list[dict[str, Any]], seed: int) -> None:
+    """Samples and training curves of a finished run, as PNG files."""
+    from genphys.plotting import plot_curves, save_image_grid
+    from genphys.samplers import sample_model
+
+    samples = sample_model(model, n=64, seed=seed)
+    save_image_grid(samples, tuple(cfg["image_shape"]), run_dir / "samples.png")
+    plot_curves(history, run_dir / "curves.png")
+
+
+def _dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_dotted(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+#: trainer settings that a resumed run may change; everything else must stay as it was
+RESUMABLE = {"trainer.epochs", "trainer.progress", "trainer.tensorboard", "trainer.max_steps",
+             "trainer.checkpoint_every", "trainer.keep_checkpoints"}
+
+
+def load_resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The stored configuration of a run with ``overrides`` (nested like the config) applied.
+
+    Only :data:`RESUMABLE` settings may differ from the stored ones.
+    """
+    cfg = io.read_run_config(run_dir)
+    stored = _dotted(cfg)
+    for key, value in _dotted(overrides).items():
+        if key not in RESUMABLE and stored.get(key, value) != value:
+            raise GenphysError(f"--resume keeps the run's configuration; {key} cannot change "
+                               f"(only {sorted(RESUMABLE)})")
+    return merge(cfg, overrides)

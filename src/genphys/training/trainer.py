@@ -1,0 +1,491 @@
+"""The one training loop for every model family.
+
+Epochs, devices, DistributedDataParallel, progress bar, metrics, atomic checkpoints, exact
+resume, a NaN/Inf guard and Ctrl-C handling live here once; a model family plugs in through
+an :class:`~genphys.training.objectives.Objective`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from genphys import io
+from genphys.config import Config, check
+from genphys.errors import GenphysError, TrainingDiverged
+from genphys.rng import derive_seed, make_generator
+from genphys.training.objectives import Objective
+
+BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
+
+
+@dataclasses.dataclass
+class TrainerConfig(Config):
+    """Optimisation and bookkeeping settings shared by every family.
+
+    Args:
+        epochs: passes over the training data.
+        batch_size: examples per step and per process.
+        optimizer: "sgd" (with ``momentum``) or "adam" (with ``betas``).
+        lr, momentum, weight_decay, betas: optimizer settings.
+        schedule: learning-rate schedule per epoch: constant, step (x ``gamma`` every
+            ``step_size`` epochs), exponential (x ``gamma`` per epoch) or cosine (to zero).
+        grad_clip: clip the gradient norm of each optimizer's parameters (None: off).
+        seed: the one seed every random stream is derived from.
+        checkpoint_every: epochs between checkpoints (the last epoch is always saved).
+        keep_checkpoints: how many checkpoints to keep.
+        max_steps: stop (and checkpoint) after this many steps in total; None: no limit.
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        progress: show a tqdm progress bar.
+        tensorboard: also log to TensorBoard (needs the ``tensorboard`` package).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    step_size: int = 10
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    seed: int = 0
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    max_steps: int | None = None
+    device: str = "cpu"
+    progress: bool = True
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
+        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0")
+        check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
+        check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
+        check(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
+        check(self.step_size >= 1, "step_size must be >= 1")
+        check(self.gamma > 0, "gamma must be > 0")
+
+
+class StepContext:
+    """What an objective's step sees: the model, its (maybe DDP-wrapped) forward, updates."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self._trainer = trainer
+        self.model: nn.Module = trainer.model
+        self.forward: Callable[..., Any] = trainer.wrapped
+        self.generator: torch.Generator = trainer.generator
+        self.device = trainer.device
+
+    def update(self, group: str, loss: Tensor) -> None:
+        """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included)."""
+        t = self._trainer
+        if not bool(torch.isfinite(loss)):
+            raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
+        opt = t.optimizers[group]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.config.grad_clip is not None:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, t.config.grad_clip)
+        opt.step()
+
+
+class Trainer:
+    """Fit ``model`` with ``objective`` on an in-memory tensor dataset.
+
+    Args:
+        model: the model (a ``torch.nn.Module``); moved to the configured device.
+        objective: the family's training step.
+        config: :class:`TrainerConfig`.
+        run_dir: where checkpoints, metrics and the final weights go (None: nothing written).
+        run_config: the whole run description saved as ``config.json`` (CLI fills it).
+        callbacks: functions ``(trainer, metrics) -> None`` called after each epoch.
+    """
+
+    def __init__(self, model: nn.Module, objective: Objective, config: TrainerConfig | None = None,
+                 run_dir: str | Path | None = None, run_config: dict[str, Any] | None = None,
+                 callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None) -> None:
+        self.config = config or TrainerConfig()
+        self.objective = objective
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.run_config = run_config
+        self.callbacks = list(callbacks or [])
+        self.rank, self.world_size = _init_distributed(self.config.device)
+        self.device = _resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.wrapped: nn.Module = self.model
+        self.generator = make_generator(derive_seed(self.config.seed, 1, self.rank), self.device)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.epoch = 0  # epochs completed
+        self.batch_in_epoch = 0  # batches of the current epoch already done
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self._stop_requested = False
+        self._checkpoint_step = -1
+        self._sums: dict[str, Tensor] = {}
+        self._writer: Any = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def request_stop(self) -> None:
+        """Finish the current step, checkpoint and return (what Ctrl-C does)."""
+        self._stop_requested = True
+
+    # ---------------------------------------------------------------- set-up
+    def _setup(self, train: Tensor, batch_transform: BatchTransform | None) -> None:
+        cfg = self.config
+        torch.manual_seed(derive_seed(cfg.seed, 2, self.rank))
+        if len(train) < cfg.batch_size * self.world_size:
+            raise GenphysError(
+                f"the training set has {len(train)} examples, fewer than one batch of "
+                f"{cfg.batch_size} per process; lower --batch-size"
+            )
+        first = train[: cfg.batch_size].to(self.device)
+        if batch_transform is not None:
+            first = batch_transform(first, make_generator(0, self.device))
+        check_data = getattr(self.model, "check_data", None)
+        if check_data is not None:
+            check_data(first if batch_transform is not None else train, "training data")
+        self._sanity_check(first)
+        self.objective.setup(self.model, train.to(self.device), cfg.seed, self.rank,
+                             cfg.batch_size)
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(self.model, device_ids=ids)
+        for name, params in self.objective.param_groups(self.model).items():
+            opt = _make_optimizer(cfg, params)
+            self.optimizers[name] = opt
+            self.schedulers[name] = _make_scheduler(cfg, opt)
+
+    def _sanity_check(self, batch: Tensor) -> None:
+        """One forward pass on the first batch: configuration mistakes become one clear line."""
+        try:
+            with torch.no_grad():
+                out = self.model(batch)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GenphysError(f"the model cannot process the data: {first}") from None
+        if isinstance(out, Tensor) and not bool(torch.isfinite(out).all()):
+            raise GenphysError("the model gives non-finite outputs on the first batch")
+
+    # --------------------------------------------------------------- training
+    def fit(self, train: Tensor, val: Tensor | None = None, resume: bool = False,
+            batch_transform: BatchTransform | None = None) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs (continuing a checkpoint with ``resume``).
+
+        Returns the per-epoch metrics. Stops early, after checkpointing, on Ctrl-C or when
+        ``max_steps`` is reached; raises :class:`TrainingDiverged` on a non-finite loss.
+        """
+        cfg = self.config
+        if len(train) == 0:
+            raise GenphysError("the training set is empty")
+        self._setup(train, batch_transform)
+        if resume:
+            self._load_latest()
+        elif self.is_main and self.run_dir is not None:
+            self._start_run_dir()
+        train = train.to(self.device)
+        val = val.to(self.device) if val is not None and len(val) else None
+        if val is not None and batch_transform is not None:  # one fixed draw, e.g. binarized
+            val = batch_transform(val, make_generator(derive_seed(cfg.seed, 4), self.device))
+        previous = signal.getsignal(signal.SIGINT)
+        handler_installed = _install_sigint(self)
+        try:
+            while self.epoch < cfg.epochs:
+                if not self._run_epoch(train, batch_transform):
+                    break  # stopped mid-epoch, checkpoint written
+                metrics = self._end_epoch(val)
+                for callback in self.callbacks:
+                    callback(self, metrics)
+                if self._should_stop(sync=True):
+                    if self._checkpoint_step != self.global_step:
+                        self._checkpoint()
+                    break
+            if self.epoch >= cfg.epochs and self.is_main and self.run_dir is not None:
+                io.save_model(self.run_dir / io.MODEL_FILE, self.model)
+        finally:
+            if handler_installed:
+                signal.signal(signal.SIGINT, previous)
+            if self._writer is not None:
+                self._writer.close()
+        return self.history
+
+    def _batches(self, n: int) -> Tensor:
+        """This process's example indices for the current epoch, one row per batch."""
+        cfg = self.config
+        g = make_generator(derive_seed(cfg.seed, 3, self.epoch))
+        perm = torch.randperm(n, generator=g)
+        per_rank = n // self.world_size
+        mine = perm[self.rank * per_rank : (self.rank + 1) * per_rank]
+        n_batches = per_rank // cfg.batch_size
+        return mine[: n_batches * cfg.batch_size].view(n_batches, cfg.batch_size)
+
+    def _run_epoch(self, train: Tensor, batch_transform: BatchTransform | None) -> bool:
+        cfg = self.config
+        batches = self._batches(len(train)).to(self.device)
+        ctx = StepContext(self)
+        sums = self._sums  # running loss sums of this epoch (restored on resume)
+        bar = self._progress(len(batches))
+        start = time.perf_counter()
+        try:
+            for i in range(self.batch_in_epoch, len(batches)):
+                batch = train.index_select(0, batches[i])
+                if batch_transform is not None:
+                    batch = batch_transform(batch, self.generator)
+                try:
+                    losses = self.objective.step(ctx, batch)
+                except TrainingDiverged as exc:
+                    raise TrainingDiverged(self._diverged_message(str(exc))) from None
+                for k, v in losses.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                self.batch_in_epoch = i + 1
+                self.global_step += 1
+                if bar is not None:
+                    bar.update(1)
+                    if (i + 1) % 20 == 0:
+                        bar.set_postfix({k: f"{float(v) / (i + 1):.4g}" for k, v in sums.items()})
+                if self._should_stop():
+                    if self.batch_in_epoch < len(batches):
+                        self._checkpoint()
+                        return False
+        finally:
+            if bar is not None:
+                bar.close()
+        n = max(len(batches), 1)
+        self._epoch_train = {f"train/{k}": float(v) / n for k, v in sums.items()}
+        self._sums = {}
+        self._epoch_seconds = time.perf_counter() - start
+        return True
+
+    def _should_stop(self, sync: bool = False) -> bool:
+        """Ctrl-C or max_steps. Under DDP the ranks agree (every 10 steps, and when ``sync``)."""
+        max_steps = self.config.max_steps
+        if max_steps is not None and self.global_step >= max_steps:
+            self._stop_requested = True
+        elif self.world_size > 1:
+            if not sync and self.global_step % 10:
+                return False
+            flag = torch.tensor([float(self._stop_requested)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self._stop_requested = bool(flag.item())
+        return self._stop_requested
+
+    def _end_epoch(self, val: Tensor | None) -> dict[str, Any]:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        lrs = {f"lr/{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
+        for sched in self.schedulers.values():
+            sched.step()
+        metrics: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step,
+                                   "seconds": round(self._epoch_seconds, 4), **lrs,
+                                   **self._epoch_train}
+        if val is not None and self.is_main:
+            self.model.eval()
+            metrics.update({f"val/{k}": v for k, v in self.objective.validate(self.model, val)
+                            .items()})
+            self.model.train()
+        bad = [k for k, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise TrainingDiverged(self._diverged_message(f"parameters {bad} became non-finite"))
+        self.history.append(metrics)
+        if self.is_main and self.run_dir is not None:
+            with open(self.run_dir / io.METRICS_FILE, "a") as fh:
+                fh.write(json.dumps(metrics) + "\n")
+            self._tensorboard(metrics)
+        if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
+            self._checkpoint()
+        return metrics
+
+    def _diverged_message(self, what: str) -> str:
+        where = f"at epoch {self.epoch + 1}, step {self.global_step + 1}"
+        ckpts = io.checkpoint_dirs(self.run_dir) if self.run_dir is not None else []
+        kept = f"; last good checkpoint kept: {ckpts[-1]}" if ckpts else ""
+        return f"training diverged {where}: {what}; try a smaller learning rate{kept}"
+
+    # ------------------------------------------------------------ checkpoints
+    def _rank_state(self) -> dict[str, Tensor]:
+        state = {"trainer_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        state.update({f"sums.{k}": v for k, v in self._sums.items()})
+        state.update({f"objective.{k}": v for k, v in self.objective.state_dict().items()})
+        return state
+
+    def _gather_rank_states(self) -> list[dict[str, Tensor]]:
+        mine = self._rank_state()
+        if self.world_size == 1:
+            return [mine]
+        out: list[dict[str, Tensor]] = [{} for _ in range(self.world_size)]
+        for key in sorted(mine):
+            t = mine[key].to(self.device)
+            parts = [torch.empty_like(t) for _ in range(self.world_size)]
+            dist.all_gather(parts, t)
+            for r, part in enumerate(parts):
+                out[r][key] = part.cpu()
+        return out
+
+    def _checkpoint(self) -> None:
+        self._checkpoint_step = self.global_step
+        ranks = self._gather_rank_states()
+        if not self.is_main or self.run_dir is None:
+            return
+        state = {
+            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step, "world_size": self.world_size,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "ranks": ranks,
+        }
+        io.write_checkpoint(self.run_dir, self.global_step, self.model, state,
+                            keep=self.config.keep_checkpoints)
+
+    def _load_latest(self) -> None:
+        if self.run_dir is None:
+            raise GenphysError("resume needs a run directory")
+        ckpts = io.checkpoint_dirs(self.run_dir)
+        if not ckpts:
+            raise GenphysError(f"{self.run_dir} has no checkpoint to resume from")
+        ckpt = ckpts[-1]
+        io.load_model_weights(self.model, ckpt / io.MODEL_FILE)
+        state = io.read_checkpoint_state(ckpt)
+        try:
+            if state["world_size"] != self.world_size:
+                raise GenphysError(f"{ckpt} was written by {state['world_size']} processes; "
+                                   f"resume with the same number (now {self.world_size})")
+            for k, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][k])
+            for k, sched in self.schedulers.items():
+                sched.load_state_dict(state["schedulers"][k])
+            mine = state["ranks"][self.rank]
+            self.generator.set_state(mine["trainer_rng"])
+            torch.set_rng_state(mine["torch_rng"])
+            self.objective.load_state_dict({k.removeprefix("objective."): v for k, v in
+                                            mine.items() if k.startswith("objective.")})
+            self._sums = {k.removeprefix("sums."): v.to(self.device) for k, v in mine.items()
+                          if k.startswith("sums.")}
+            self.epoch = int(state["epoch"])
+            self.batch_in_epoch = int(state["batch_in_epoch"])
+            self.global_step = int(state["global_step"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
+        metrics_file = self.run_dir / io.METRICS_FILE
+        if metrics_file.is_file():
+            lines = metrics_file.read_text().splitlines()
+            self.history = [json.loads(x) for x in lines if x.strip()][: self.epoch]
+            if self.is_main:  # drop epochs logged after the checkpoint
+                io.atomic_write_text(metrics_file, "".join(json.dumps(m) + "\n"
+                                                           for m in self.history))
+
+    def _start_run_dir(self) -> None:
+        assert self.run_dir is not None
+        if io.checkpoint_dirs(self.run_dir) or (self.run_dir / io.MODEL_FILE).exists():
+            raise GenphysError(f"{self.run_dir} already holds a run; use --resume or a new --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / io.METRICS_FILE).unlink(missing_ok=True)
+        if self.run_config is not None:
+            io.atomic_write_json(self.run_dir / io.CONFIG_FILE, self.run_config)
+
+    # ------------------------------------------------------------------ output
+    def _progress(self, total: int) -> Any:
+        if not (self.config.progress and self.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=self.batch_in_epoch, leave=False, dynamic_ncols=True,
+                    desc=f"epoch {self.epoch + 1}/{self.config.epochs}")
+
+    def _tensorboard(self, metrics: dict[str, Any]) -> None:
+        if not self.config.tensorboard or self.run_dir is None:
+            return
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise GenphysError("tensorboard logging needs: pip install tensorboard") from None
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                self._writer.add_scalar(k, v, metrics["epoch"])
+
+
+# ---------------------------------------------------------------------- helpers
+def _init_distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GenphysError(f"unknown device {name!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GenphysError("device 'cuda' requested but no GPU is available")
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _make_optimizer(cfg: TrainerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+def _make_scheduler(cfg: TrainerConfig, opt: torch.optim.Optimizer,
+                    ) -> torch.optim.lr_scheduler.LRScheduler:
+    sched = torch.optim.lr_scheduler
+    if cfg.schedule == "step":
+        return sched.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.schedule == "exponential":
+        return sched.ExponentialLR(opt, gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    return sched.LambdaLR(opt, lambda _: 1.0)
+
+
+def _install_sigint(trainer: Trainer) -> bool:
+    """First Ctrl-C: checkpoint after the current step; second: stop at once."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer._stop_requested = True
+
+    signal.signal(signal.SIGINT, handler)
+    return True

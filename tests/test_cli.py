@@ -1,0 +1,193 @@
+"""The command line end to end, and every kind of bad input: one line, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genphys import io
+
+QUICK = ["--hidden", "12", "--epochs", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from genphys.cli.main import main
+
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "rbm", *QUICK, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(run_dir: Path) -> None:
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "metrics.jsonl", "model.safetensors", "checkpoints",
+            "samples.png", "curves.png"} <= names
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["model"] == {"name": "rbm", "config": {"n_visible": 64, "n_hidden": 12,
+                                                      "init_std": 0.01}}
+    assert cfg["image_shape"] == [1, 8, 8]
+
+
+def test_sample_and_evaluate_from_the_run_directory_alone(run_dir: Path, cli) -> None:
+    code, out, err = cli("sample", run_dir, "--n", "9", "--steps", "20")
+    assert code == 0, err
+    x = np.load(run_dir / "samples.npz")["samples"]
+    assert x.shape == (9, 64) and ((x >= 0) & (x <= 1)).all()
+    code, out, err = cli("evaluate", run_dir, "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["log_z_method"] == "exact"  # 12 hidden units: enumerated
+    assert metrics["log_z"]["stderr"] == 0.0
+    ll = metrics["log_likelihood"]
+    assert -64 * np.log(2) < ll["value"] < 0 and ll["stderr"] > 0
+    assert {"pseudo_log_likelihood", "reconstruction_error"} <= set(metrics)
+    code, out, _ = cli("evaluate", run_dir, "--method", "ais", "--ais-betas", "2000", "--json")
+    ais = json.loads(out)
+    diff = abs(ais["log_z"]["value"] - metrics["log_z"]["value"])
+    assert diff < 0.1 and diff < 3 * ais["log_z"]["stderr"] + 1e-3
+
+
+def test_config_file_with_flag_override(tmp_path: Path, cli) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  config:\n    n_hidden: 5\ntrainer:\n  epochs: 1\n  lr: 0.01\n")
+    code, _, err = cli("train", "rbm", "--config", cfg, "--lr", "0.02", "--no-progress",
+                       "--out", tmp_path / "r")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["model"]["config"]["n_hidden"] == 5
+    assert saved["trainer"]["lr"] == 0.02 and saved["trainer"]["epochs"] == 1
+
+
+def test_help_on_every_command(cli) -> None:
+    for args in ([], ["train"], ["sample"], ["evaluate"]):
+        code, out, _ = cli(*args, "--help")
+        assert code == 0 and "usage:" in out
+
+
+def _npz(path: Path, x: np.ndarray) -> Path:
+    np.savez(path, x=x)
+    return path
+
+
+def _one_line_error(code: int, err: str) -> str:
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+BAD_DATA = {
+    "wrong_ndim": (np.zeros((4, 2, 3, 4, 5)), "dimension|ndim|shape"),
+    "non_binary": (np.full((50, 6), 0.5), "not binary"),
+    "nan": (np.full((50, 6), np.nan), "NaN"),
+    "empty": (np.zeros((0, 6)), "empty|no examples|0 examples"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_through_the_cli(case: str, tmp_path: Path, cli) -> None:
+    x, pattern = BAD_DATA[case]
+    path = _npz(tmp_path / "d.npz", x)
+    out = tmp_path / "run"
+    code, _, err = cli("train", "rbm", "--data", path, "--binarize", "none", *QUICK,
+                       "--out", out)
+    import re
+
+    assert re.search(pattern, _one_line_error(code, err))
+    assert not out.exists()  # nothing half-written
+
+
+def test_missing_and_corrupt_data_files(tmp_path: Path, cli, monkeypatch) -> None:
+    _one_line_error(*cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[:1],
+                    cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[2])
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not a zip file")
+    code, _, err = cli("train", "rbm", "--data", bad, *QUICK, "--out", tmp_path / "r")
+    _one_line_error(code, err)
+    # MNIST files absent and no network: says where to put them
+    import genphys.data.mnist as mnist
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("offline")
+
+    monkeypatch.setattr(mnist, "_fetch", offline)
+    monkeypatch.setenv("GENPHYS_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    code, _, err = cli("train", "rbm", "--data", "fashion-mnist", *QUICK, "--out", tmp_path / "m")
+    assert "GENPHYS_DATA" in _one_line_error(code, err)
+
+
+def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
+    _one_line_error(*_drop_out(cli("train", "rbm", "--no-such-flag")))
+    _one_line_error(*_drop_out(cli("train", "rbm", "--lr", "abc")))
+    _one_line_error(*_drop_out(cli("train", "rbm", "--lr", "-1", "--out", tmp_path / "a")))
+    _one_line_error(*_drop_out(cli("train", "rbm", "--binarize", "sometimes")))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("trainer:\n  epochz: 3\n")
+    assert "epochz" in _one_line_error(*_drop_out(cli("train", "rbm", "--config", cfg)))
+    cfg.write_text("trainer: [unclosed\n")
+    _one_line_error(*_drop_out(cli("train", "rbm", "--config", cfg)))
+    _one_line_error(*_drop_out(cli("sample", tmp_path / "no-run")))
+    _one_line_error(*_drop_out(cli("train", "rbm", "--resume", "--out", tmp_path / "no-run")))
+    assert not (tmp_path / "a").exists()
+
+
+def _drop_out(result: tuple[int, str, str]) -> tuple[int, str]:
+    return result[0], result[2]
+
+
+def test_corrupt_or_mismatched_checkpoints(run_dir: Path, tmp_path: Path, cli) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    data = (broken / io.MODEL_FILE).read_bytes()
+    (broken / io.MODEL_FILE).write_bytes(data[: len(data) // 2])
+    assert "safetensors" in _one_line_error(*_drop_out(cli("sample", broken)))
+    (broken / io.MODEL_FILE).write_bytes(b"\x00" * 64)
+    _one_line_error(*_drop_out(cli("evaluate", broken)))
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(run_dir, mismatched)
+    cfg = json.loads((mismatched / "config.json").read_text())
+    cfg["model"]["config"]["n_hidden"] = 13
+    (mismatched / "config.json").write_text(json.dumps(cfg))
+    assert "does not match" in _one_line_error(*_drop_out(cli("sample", mismatched)))
+    (mismatched / "config.json").write_text("{not json")
+    _one_line_error(*_drop_out(cli("evaluate", mismatched)))
+    # resume from a checkpoint whose state file is corrupt
+    resumable = tmp_path / "resumable"
+    shutil.copytree(run_dir, resumable)
+    ckpt = io.checkpoint_dirs(resumable)[-1]
+    (ckpt / io.STATE_TENSORS).write_bytes(b"garbage")
+    _one_line_error(*_drop_out(cli("train", "rbm", "--resume", "--epochs", "3",
+                                   "--out", resumable)))
+
+
+def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> None:
+    import shutil
+
+    longer = tmp_path / "longer"
+    shutil.copytree(run_dir, longer)
+    code, out, err = cli("train", "rbm", "--resume", "--epochs", "3", "--out", longer)
+    assert code == 0, err
+    assert len((longer / io.METRICS_FILE).read_text().splitlines()) == 3
+    assert json.loads((longer / "config.json").read_text())["trainer"]["epochs"] == 3
+    code, _, err = cli("train", "rbm", "--resume", "--hidden", "20", "--out", longer)
+    assert "cannot change" in _one_line_error(code, err)
+
+
+def test_real_exit_codes_in_a_subprocess(tmp_path: Path) -> None:
+    bad = _npz(tmp_path / "d.npz", np.full((50, 6), 0.5))
+    proc = subprocess.run([sys.executable, "-m", "genphys.cli", "train", "rbm", "--data", str(bad),
+                           "--binarize", "none", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:")
+    assert len(proc.stderr.strip().splitlines()) == 1

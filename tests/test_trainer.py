@@ -1,0 +1,173 @@
+"""The one Trainer: exact resume, Ctrl-C, NaN guard, atomic checkpoints, DDP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from genphys import io
+from genphys.data import DataConfig, prepare_data
+from genphys.errors import GenphysError, TrainingDiverged
+from genphys.models import BernoulliRBM, RBMConfig
+from genphys.training import ContrastiveDivergence, CDConfig, Trainer, TrainerConfig
+from genphys.training.run import resolve_config, train
+
+# dynamic binarization, momentum and persistent chains: every random stream and optimizer
+# state must survive a checkpoint for resume to be exact
+CFG = {
+    "model": {"config": {"n_hidden": 16}},
+    "trainer": {"epochs": 3, "batch_size": 32, "lr": 0.05, "momentum": 0.5, "progress": False,
+                "schedule": "step", "step_size": 1, "gamma": 0.9},
+    "data": {"binarize": "dynamic"},
+}
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return io.load_tensors(run / io.MODEL_FILE)
+
+
+def test_resume_mid_epoch_is_bit_identical(tmp_path: Path) -> None:
+    cfg = resolve_config("rbm", CFG)
+    full, _ = train(cfg, out=tmp_path / "full")
+    stopped = resolve_config("rbm", {**CFG, "trainer": {**CFG["trainer"], "max_steps": 70}})
+    part, _ = train(stopped, out=tmp_path / "part")
+    assert part.global_step == 70 and part.epoch == 1 and part.batch_in_epoch == 20
+    assert not (tmp_path / "part" / io.MODEL_FILE).exists()
+    resumed, _ = train(cfg, out=tmp_path / "part", resume=True)
+    assert resumed.global_step == full.global_step
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [m["train/free_energy_gap"] for m in full.history] == \
+        [m["train/free_energy_gap"] for m in resumed.history]
+
+
+def test_ctrl_c_checkpoints_after_the_current_step(tmp_path: Path) -> None:
+    data = prepare_data(DataConfig(binarize="static"))
+    model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8))
+
+    class Interrupting(ContrastiveDivergence):
+        calls = 0
+
+        def step(self, ctx, batch):
+            Interrupting.calls += 1
+            if Interrupting.calls == 7:
+                signal.raise_signal(signal.SIGINT)  # what Ctrl-C does
+            return super().step(ctx, batch)
+
+    trainer = Trainer(model, Interrupting(CDConfig(persistent=True)),
+                      TrainerConfig(epochs=2, progress=False), run_dir=tmp_path)
+    trainer.fit(data.train, data.val)
+    assert trainer.global_step == 7 and trainer.epoch == 0
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000007"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_nan_guard_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    data = prepare_data(DataConfig(binarize="static"))
+    model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8))
+
+    class Exploding(ContrastiveDivergence):
+        calls = 0
+
+        def step(self, ctx, batch):
+            Exploding.calls += 1
+            if Exploding.calls == 60:  # during the third epoch (25 steps per epoch)
+                ctx.update("model", torch.tensor(float("nan"), requires_grad=True))
+            return super().step(ctx, batch)
+
+    trainer = Trainer(model, Exploding(CDConfig()), TrainerConfig(epochs=3, progress=False),
+                      run_dir=tmp_path)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint kept: .*step-000000050"):
+        trainer.fit(data.train, data.val)
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000025",
+                                                               "step-000000050"]
+    good = io.load_tensors(tmp_path / "checkpoints" / "step-000000050" / io.MODEL_FILE)
+    assert all(torch.isfinite(t).all() for t in good.values())
+
+
+def test_failed_checkpoint_write_leaves_nothing_half_written(tmp_path: Path, monkeypatch) -> None:
+    model = BernoulliRBM(RBMConfig(n_visible=4, n_hidden=2))
+    io.write_checkpoint(tmp_path, 1, model, {"x": torch.ones(2)})
+
+    def broken(path, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "save_tensors", broken)
+    with pytest.raises(OSError):
+        io.write_checkpoint(tmp_path, 2, model, {"x": torch.ones(2)})
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000000001"]
+
+
+def test_schedule_and_metrics_file(tmp_path: Path) -> None:
+    trainer, _ = train(resolve_config("rbm", CFG), out=tmp_path)
+    lrs = [m["lr/model"] for m in trainer.history]
+    assert lrs == pytest.approx([0.05, 0.045, 0.0405])
+    lines = (tmp_path / io.METRICS_FILE).read_text().splitlines()
+    assert len(lines) == 3 and (tmp_path / "samples.png").is_file()
+    assert (tmp_path / "curves.png").is_file()
+    with pytest.raises(GenphysError, match="already holds a run"):
+        train(resolve_config("rbm", CFG), out=tmp_path)
+
+
+def test_batch_larger_than_data_is_refused() -> None:
+    data = prepare_data(DataConfig(binarize="static", limit=20))
+    model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8))
+    with pytest.raises(GenphysError, match="fewer than one batch"):
+        Trainer(model, ContrastiveDivergence(), TrainerConfig(batch_size=64)).fit(data.train)
+
+
+# ------------------------------------------------------------------ distributed
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    data = prepare_data(DataConfig(binarize="static"))
+    torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
+    model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8, init_std=0.1))
+    trainer = Trainer(model, ContrastiveDivergence(CDConfig(persistent=True)),
+                      TrainerConfig(epochs=2, batch_size=16, progress=False),
+                      run_dir=out if rank == 0 else None)
+    trainer.fit(data.train, data.val)
+    io.save_model(Path(out) / f"rank{rank}.safetensors", model)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path) -> None:
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    w0 = io.load_tensors(tmp_path / "rank0.safetensors")
+    w1 = io.load_tensors(tmp_path / "rank1.safetensors")
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    state = io.read_checkpoint_state(io.checkpoint_dirs(tmp_path)[-1])
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2
+    chains = [r["objective.chains.v"] for r in state["ranks"]]
+    assert not torch.equal(chains[0], chains[1])  # each rank runs its own chains
+
+
+def test_torchrun_cli(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(_free_port()), "-m", "genphys.cli", "train", "rbm",
+           "--hidden", "8", "--epochs", "2", "--no-progress", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / io.MODEL_FILE).is_file()
+    assert len((out / io.METRICS_FILE).read_text().splitlines()) == 2  # rank 0 alone writes
+    assert proc.stdout.count("run directory") == 1
