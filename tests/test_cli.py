@@ -26,11 +26,19 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_complete_run_directory(run_dir: Path) -> None:
     names = {p.name for p in run_dir.iterdir()}
-    assert {"config.json", "metrics.jsonl", "model.safetensors", "checkpoints",
-            "samples.png", "curves.png"} <= names
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "checkpoints",
+        "samples.png",
+        "curves.png",
+    } <= names
     cfg = json.loads((run_dir / "config.json").read_text())
-    assert cfg["model"] == {"name": "rbm", "config": {"n_visible": 64, "n_hidden": 12,
-                                                      "init_std": 0.01}}
+    assert cfg["model"] == {
+        "name": "rbm",
+        "config": {"n_visible": 64, "n_hidden": 12, "init_std": 0.01},
+    }
     assert cfg["image_shape"] == [1, 8, 8]
 
 
@@ -56,8 +64,9 @@ def test_sample_and_evaluate_from_the_run_directory_alone(run_dir: Path, cli) ->
 def test_config_file_with_flag_override(tmp_path: Path, cli) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  config:\n    n_hidden: 5\ntrainer:\n  epochs: 1\n  lr: 0.01\n")
-    code, _, err = cli("train", "rbm", "--config", cfg, "--lr", "0.02", "--no-progress",
-                       "--out", tmp_path / "r")
+    code, _, err = cli(
+        "train", "rbm", "--config", cfg, "--lr", "0.02", "--no-progress", "--out", tmp_path / "r"
+    )
     assert code == 0, err
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["config"]["n_hidden"] == 5
@@ -96,8 +105,7 @@ def test_bad_data_through_the_cli(case: str, tmp_path: Path, cli) -> None:
     x, pattern = BAD_DATA[case]
     path = _npz(tmp_path / "d.npz", x)
     out = tmp_path / "run"
-    code, _, err = cli("train", "rbm", "--data", path, "--binarize", "none", *QUICK,
-                       "--out", out)
+    code, _, err = cli("train", "rbm", "--data", path, "--binarize", "none", *QUICK, "--out", out)
     import re
 
     assert re.search(pattern, _one_line_error(code, err))
@@ -105,15 +113,18 @@ def test_bad_data_through_the_cli(case: str, tmp_path: Path, cli) -> None:
 
 
 def test_missing_and_corrupt_data_files(tmp_path: Path, cli, monkeypatch) -> None:
-    _one_line_error(*cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[:1],
-                    cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[2])
+    _one_line_error(
+        *cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[:1],
+        cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[2],
+    )
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"this is not a zip file")
     code, _, err = cli("train", "rbm", "--data", bad, *QUICK, "--out", tmp_path / "r")
     _one_line_error(code, err)
     # MNIST files absent and no network: says where to put them
-    import genphys.data.mnist as mnist
     from urllib.error import URLError
+
+    import genphys.data.mnist as mnist
 
     def offline(*args, **kwargs):
         raise URLError("offline")
@@ -167,8 +178,9 @@ def test_corrupt_or_mismatched_checkpoints(run_dir: Path, tmp_path: Path, cli) -
     shutil.copytree(run_dir, resumable)
     ckpt = io.checkpoint_dirs(resumable)[-1]
     (ckpt / io.STATE_TENSORS).write_bytes(b"garbage")
-    _one_line_error(*_drop_out(cli("train", "rbm", "--resume", "--epochs", "3",
-                                   "--out", resumable)))
+    _one_line_error(
+        *_drop_out(cli("train", "rbm", "--resume", "--epochs", "3", "--out", resumable))
+    )
 
 
 def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> None:
@@ -176,7 +188,7 @@ def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> No
 
     longer = tmp_path / "longer"
     shutil.copytree(run_dir, longer)
-    code, out, err = cli("train", "rbm", "--resume", "--epochs", "3", "--out", longer)
+    code, _, err = cli("train", "rbm", "--resume", "--epochs", "3", "--out", longer)
     assert code == 0, err
     assert len((longer / io.METRICS_FILE).read_text().splitlines()) == 3
     assert json.loads((longer / "config.json").read_text())["trainer"]["epochs"] == 3
@@ -186,8 +198,45 @@ def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> No
 
 def test_real_exit_codes_in_a_subprocess(tmp_path: Path) -> None:
     bad = _npz(tmp_path / "d.npz", np.full((50, 6), 0.5))
-    proc = subprocess.run([sys.executable, "-m", "genphys.cli", "train", "rbm", "--data", str(bad),
-                           "--binarize", "none", "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genphys.cli",
+            "train",
+            "rbm",
+            "--data",
+            str(bad),
+            "--binarize",
+            "none",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_gaussian_rbm_end_to_end(tmp_path: Path, cli) -> None:
+    out = tmp_path / "g"
+    code, _, err = cli(
+        "train",
+        "grbm",
+        "--hidden",
+        "10",
+        "--epochs",
+        "2",
+        "--learn-sigma",
+        "--no-progress",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    code, stdout, err = cli("evaluate", out, "--json")
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    assert metrics["log_z_method"] == "exact" and "pseudo_log_likelihood" not in metrics
+    assert np.isfinite(metrics["log_likelihood"]["value"])

@@ -103,6 +103,18 @@ def test_free_energy_backward_equals_autograd_of_plain_formula():
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_free_energy_second_derivatives_raise_instead_of_being_wrong():
+    """The analytic backward is differentiable once; a gradient penalty must not go silent."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(3, 4, generator=g, dtype=D, requires_grad=True)
+    w = torch.randn(4, 2, generator=g, dtype=D, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=D, requires_grad=True)
+    c = torch.randn(2, generator=g, dtype=D, requires_grad=True)
+    (gv,) = torch.autograd.grad(_BernoulliFreeEnergy.apply(v, w, b, c).sum(), v, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad((gv**2).sum(), w)
+
+
 @pytest.mark.parametrize("kind", ["bernoulli", "gaussian", "gaussian_learned_sigma"])
 def test_free_energy_equals_minus_log_sum_over_hidden(kind):
     nv, nh = 4, 5

@@ -17,15 +17,23 @@ from genphys import io
 from genphys.data import DataConfig, prepare_data
 from genphys.errors import GenphysError, TrainingDiverged
 from genphys.models import BernoulliRBM, RBMConfig
-from genphys.training import ContrastiveDivergence, CDConfig, Trainer, TrainerConfig
+from genphys.training import CDConfig, ContrastiveDivergence, Trainer, TrainerConfig
 from genphys.training.run import resolve_config, train
 
 # dynamic binarization, momentum and persistent chains: every random stream and optimizer
 # state must survive a checkpoint for resume to be exact
 CFG = {
     "model": {"config": {"n_hidden": 16}},
-    "trainer": {"epochs": 3, "batch_size": 32, "lr": 0.05, "momentum": 0.5, "progress": False,
-                "schedule": "step", "step_size": 1, "gamma": 0.9},
+    "trainer": {
+        "epochs": 3,
+        "batch_size": 32,
+        "lr": 0.05,
+        "momentum": 0.5,
+        "progress": False,
+        "schedule": "step",
+        "step_size": 1,
+        "gamma": 0.9,
+    },
     "data": {"binarize": "dynamic"},
 }
 
@@ -47,8 +55,9 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert [m["train/free_energy_gap"] for m in full.history] == \
-        [m["train/free_energy_gap"] for m in resumed.history]
+    assert [m["train/free_energy_gap"] for m in full.history] == [
+        m["train/free_energy_gap"] for m in resumed.history
+    ]
 
 
 def test_ctrl_c_checkpoints_after_the_current_step(tmp_path: Path) -> None:
@@ -64,8 +73,12 @@ def test_ctrl_c_checkpoints_after_the_current_step(tmp_path: Path) -> None:
                 signal.raise_signal(signal.SIGINT)  # what Ctrl-C does
             return super().step(ctx, batch)
 
-    trainer = Trainer(model, Interrupting(CDConfig(persistent=True)),
-                      TrainerConfig(epochs=2, progress=False), run_dir=tmp_path)
+    trainer = Trainer(
+        model,
+        Interrupting(CDConfig(persistent=True)),
+        TrainerConfig(epochs=2, progress=False),
+        run_dir=tmp_path,
+    )
     trainer.fit(data.train, data.val)
     assert trainer.global_step == 7 and trainer.epoch == 0
     assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000007"]
@@ -85,12 +98,12 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path: Path) -> None:
                 ctx.update("model", torch.tensor(float("nan"), requires_grad=True))
             return super().step(ctx, batch)
 
-    trainer = Trainer(model, Exploding(CDConfig()), TrainerConfig(epochs=3, progress=False),
-                      run_dir=tmp_path)
-    with pytest.raises(TrainingDiverged, match="last good checkpoint kept: .*step-000000050"):
+    trainer = Trainer(
+        model, Exploding(CDConfig()), TrainerConfig(epochs=3, progress=False), run_dir=tmp_path
+    )
+    with pytest.raises(TrainingDiverged, match=r"last good checkpoint kept: .*step-000000050"):
         trainer.fit(data.train, data.val)
-    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000025",
-                                                               "step-000000050"]
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000025", "step-000000050"]
     good = io.load_tensors(tmp_path / "checkpoints" / "step-000000050" / io.MODEL_FILE)
     assert all(torch.isfinite(t).all() for t in good.values())
 
@@ -134,15 +147,23 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     data = prepare_data(DataConfig(binarize="static"))
     torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
     model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8, init_std=0.1))
-    trainer = Trainer(model, ContrastiveDivergence(CDConfig(persistent=True)),
-                      TrainerConfig(epochs=2, batch_size=16, progress=False),
-                      run_dir=out if rank == 0 else None)
+    trainer = Trainer(
+        model,
+        ContrastiveDivergence(CDConfig(persistent=True)),
+        TrainerConfig(epochs=2, batch_size=16, progress=False),
+        run_dir=out if rank == 0 else None,
+    )
     trainer.fit(data.train, data.val)
     io.save_model(Path(out) / f"rank{rank}.safetensors", model)
     torch.distributed.destroy_process_group()
@@ -162,9 +183,26 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path) -> None:
 
 def test_torchrun_cli(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), "-m", "genphys.cli", "train", "rbm",
-           "--hidden", "8", "--epochs", "2", "--no-progress", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "genphys.cli",
+        "train",
+        "rbm",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]

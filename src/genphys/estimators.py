@@ -34,9 +34,16 @@ class BernoulliRBM:
     :class:`~genphys.models.BernoulliRBM`) and ``history_`` (per-epoch metrics).
     """
 
-    def __init__(self, n_components: int = 256, learning_rate: float = 0.1,
-                 batch_size: int = 10, n_iter: int = 10, verbose: int = 0,
-                 random_state: int | None = None, k: int = 1) -> None:
+    def __init__(
+        self,
+        n_components: int = 256,
+        learning_rate: float = 0.1,
+        batch_size: int = 10,
+        n_iter: int = 10,
+        verbose: int = 0,
+        random_state: int | None = None,
+        k: int = 1,
+    ) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -51,8 +58,13 @@ class BernoulliRBM:
         seed = 0 if self.random_state is None else int(self.random_state)
         torch.manual_seed(seed)
         self.model_ = _RBM(RBMConfig(n_visible=x.shape[1], n_hidden=self.n_components))
-        config = TrainerConfig(epochs=self.n_iter, batch_size=min(self.batch_size, len(x)),
-                               lr=self.learning_rate, seed=seed, progress=bool(self.verbose))
+        config = TrainerConfig(
+            epochs=self.n_iter,
+            batch_size=min(self.batch_size, len(x)),
+            lr=self.learning_rate,
+            seed=seed,
+            progress=bool(self.verbose),
+        )
         objective = ContrastiveDivergence(CDConfig(k=self.k, persistent=True))
         self.history_ = Trainer(self.model_, objective, config).fit(x)
         self._rng = make_generator(derive_seed(seed, 9))
@@ -77,11 +89,10 @@ class BernoulliRBM:
 
     @torch.no_grad()
     def score_samples(self, X: Any) -> np.ndarray:
-        """Stochastic pseudo-log-likelihood per sample (one random bit flipped, times n_features)."""
+        """Stochastic pseudo-log-likelihood per sample (one random bit flipped, x n_features)."""
         from genphys.evaluation import pseudo_log_likelihood_terms
 
-        return pseudo_log_likelihood_terms(self.model_, _as_tensor(X),
-                                           generator=self._rng).numpy()
+        return pseudo_log_likelihood_terms(self.model_, _as_tensor(X), generator=self._rng).numpy()
 
     @torch.no_grad()
     def gibbs(self, v: Any) -> np.ndarray:

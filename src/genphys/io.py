@@ -56,16 +56,18 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
-                 metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Save a flat dict of tensors as safetensors, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata=metadata)
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata
+        )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -149,12 +151,17 @@ def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
-    shapes = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in tensors and tensors[k].shape != v.shape]
+    shapes = [
+        f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
-        parts = [f"missing {missing}" if missing else "",
-                 f"unexpected {unexpected}" if unexpected else "",
-                 f"shape mismatch {shapes}" if shapes else ""]
+        parts = [
+            f"missing {missing}" if missing else "",
+            f"unexpected {unexpected}" if unexpected else "",
+            f"shape mismatch {shapes}" if shapes else "",
+        ]
         raise GenphysError(f"{path} does not match the model: " + "; ".join(p for p in parts if p))
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
@@ -171,9 +178,10 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
-def write_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module,
-                     state: dict[str, Any], keep: int = 2) -> Path:
-    """Write model + trainer state as ``checkpoints/step-N`` atomically; keep the newest ``keep``."""
+def write_checkpoint(
+    run_dir: str | Path, step: int, model: torch.nn.Module, state: dict[str, Any], keep: int = 2
+) -> Path:
+    """Write model + trainer state as ``checkpoints/step-N`` atomically; keep ``keep`` newest."""
     root = Path(run_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:09d}"

@@ -12,8 +12,12 @@ import numpy as np
 import torch
 
 
-def image_grid(images: torch.Tensor | np.ndarray, image_shape: tuple[int, ...],
-               nrow: int | None = None, pad: int = 1) -> np.ndarray:
+def image_grid(
+    images: torch.Tensor | np.ndarray,
+    image_shape: tuple[int, ...],
+    nrow: int | None = None,
+    pad: int = 1,
+) -> np.ndarray:
     """Tile flattened images (N, D) into one 2-D (grey) or 3-D (RGB) array in [0, 1].
 
     ``image_shape`` is (C, H, W) or (H, W); vectors without an image shape are shown as
@@ -53,8 +57,13 @@ def _atomic_savefig(save: Any, path: str | Path) -> None:
         raise
 
 
-def save_image_grid(images: torch.Tensor | np.ndarray, image_shape: tuple[int, ...],
-                    path: str | Path, nrow: int | None = None, scale: int = 4) -> None:
+def save_image_grid(
+    images: torch.Tensor | np.ndarray,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    nrow: int | None = None,
+    scale: int = 4,
+) -> None:
     """Write a PNG grid of ``images`` (each pixel blown up ``scale`` times)."""
     import matplotlib
 
@@ -73,20 +82,27 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({k for m in history for k, v in m.items()
-                   if isinstance(v, (int, float)) and k not in ("epoch", "step", "seconds")
-                   and not k.startswith("lr/")})
+    keys = sorted(
+        {
+            k
+            for m in history
+            for k, v in m.items()
+            if isinstance(v, (int, float))
+            and k not in ("epoch", "step", "seconds")
+            and not k.startswith("lr/")
+        }
+    )
     if not history or not keys:
         return
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
+    for ax, key in zip(axes.flat, keys, strict=False):
         pts = [(m["epoch"], m[key]) for m in history if key in m]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
         ax.set_title(key)
         ax.set_xlabel("epoch")
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     _atomic_savefig(lambda p: fig.savefig(p, dpi=100), path)

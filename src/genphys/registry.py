@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from genphys.errors import GenphysError
 
@@ -34,7 +35,7 @@ def register_objective(name: str) -> Callable[[type[T]], type[T]]:
 
 
 def lookup(table: dict[str, type], name: str, kind: str) -> Any:
-    import genphys.models  # noqa: F401  (fills MODELS)
+    import genphys.models
     import genphys.training.objectives  # noqa: F401  (fills OBJECTIVES)
 
     if name not in table:

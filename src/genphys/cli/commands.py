@@ -14,6 +14,7 @@ import torch
 from genphys import io
 from genphys.config import load_config_file
 from genphys.errors import GenphysError
+from genphys.models.rbm import as_rbm
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -50,15 +51,19 @@ def train(args: argparse.Namespace) -> int:
         user = load_config_file(args.config) if args.config else {}
         cfg = resolve_config(args.family, merge(user, flags))
     trainer, _ = train_run(cfg, out=out, resume=args.resume)
+    finished = trainer.epoch >= trainer.config.epochs
+    interrupted = not finished and trainer.config.max_steps is None  # Ctrl-C
     if trainer.is_main:
         last = trainer.history[-1] if trainer.history else {}
-        status = "finished" if trainer.epoch >= trainer.config.epochs else "stopped (resume with --resume)"
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items()
-                          if isinstance(v, float) and "/" in k and not k.startswith("lr/"))
+        shown = ", ".join(
+            f"{k}={v:.4g}"
+            for k, v in last.items()
+            if isinstance(v, float) and "/" in k and not k.startswith("lr/")
+        )
+        status = "finished" if finished else "stopped with a checkpoint (continue: --resume)"
         print(f"{status} at epoch {trainer.epoch}, step {trainer.global_step}; {shown}")
         print(f"run directory: {out}")
-    return 130 if trainer._stop_requested and trainer.epoch < trainer.config.epochs and \
-        trainer.config.max_steps is None else 0
+    return 130 if interrupted else 0
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -79,7 +84,8 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> torch.Tensor:
+def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[torch.Tensor, str]:
+    """The run's held-out split (or ``--data``), binarized like training data; and its name."""
     from genphys.data import DataConfig, prepare_data
 
     data_cfg = dict(cfg.get("data", {}))
@@ -88,8 +94,11 @@ def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> torch.Ten
         if args.split:
             data_cfg["split"] = args.split
     data = prepare_data(DataConfig.from_dict(data_cfg))
-    x = data.val if len(data.val) else data.train
-    return data.batch_transform(x, torch.Generator().manual_seed(args.seed))
+    if args.data:
+        x, split = data.train, f"{args.data} ({data_cfg.get('split', 'train')})"
+    else:
+        x, split = (data.val, "validation") if len(data.val) else (data.train, "training")
+    return data.batch_transform(x, torch.Generator().manual_seed(args.seed)), split
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -101,21 +110,27 @@ def evaluate(args: argparse.Namespace) -> int:
         reconstruction_error,
     )
 
-    model, cfg = io.load_run(args.run_dir)
-    x = _evaluation_data(args, cfg)
-    model.check_data(x, "evaluation data")  # type: ignore[operator]
+    loaded, cfg = io.load_run(args.run_dir)
+    model = as_rbm(loaded)
+    x, split = _evaluation_data(args, cfg)
+    model.check_data(x, "evaluation data")
     n_small = min(model.n_visible, model.n_hidden) if model.binary_visible else model.n_hidden
     method = args.method
     if method == "auto":
         method = "exact" if n_small <= 20 else "ais"
-    metrics: dict[str, Any] = {"run_dir": str(args.run_dir), "n_examples": len(x),
-                               "log_z_method": method}
+    metrics: dict[str, Any] = {
+        "run_dir": str(args.run_dir),
+        "data": split,
+        "n_examples": len(x),
+        "log_z_method": method,
+    }
     if method == "exact":
         log_z: Any = exact_log_partition(model)
         metrics["log_z"] = {"value": log_z, "stderr": 0.0}
     else:
-        result = ais_log_partition(model, n_chains=args.ais_chains, n_betas=args.ais_betas,
-                                   data=x, seed=args.seed)
+        result = ais_log_partition(
+            model, n_chains=args.ais_chains, n_betas=args.ais_betas, data=x, seed=args.seed
+        )
         log_z = result.log_z
         metrics["log_z"] = log_z.to_dict()
     metrics["log_likelihood"] = average_log_likelihood(model, x, log_z).to_dict()
@@ -130,8 +145,9 @@ def evaluate(args: argparse.Namespace) -> int:
         for key, value in metrics.items():
             if isinstance(value, dict):
                 err = value.get("stderr", 0.0)
-                shown = f"{value['value']:.4f}" + (f" ± {err:.4f}" if err and math.isfinite(err)
-                                                   else "")
+                shown = f"{value['value']:.4f}" + (
+                    f" ± {err:.4f}" if err and math.isfinite(err) else ""
+                )
             else:
                 shown = str(value)
             print(f"{key:>24}: {shown}")

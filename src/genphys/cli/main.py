@@ -64,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genphys {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train a model; writes a run directory",
-                           description="Train a model family; every setting has a default.")
+    train = sub.add_parser(
+        "train",
+        help="train a model; writes a run directory",
+        description="Train a model family; every setting has a default.",
+    )
     train.add_argument("family", choices=["rbm", "grbm"], help="model family")
     train.add_argument("--config", help="YAML or JSON file with model/objective/trainer/data")
     train.add_argument("--out", default=None, help="run directory (default runs/<family>)")
@@ -73,11 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (_, _, typ, text) in TRAIN_FLAGS.items():
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=text)
     for flag, (_, _, _, text) in SWITCHES.items():
-        train.add_argument("--" + flag.replace("_", "-"), dest=flag, action="store_true",
-                           help=text)
+        train.add_argument("--" + flag.replace("_", "-"), dest=flag, action="store_true", help=text)
 
-    sample = sub.add_parser("sample", help="draw samples from a trained run",
-                            description="Samples from RUN_DIR's model as a PNG grid and .npz.")
+    sample = sub.add_parser(
+        "sample",
+        help="draw samples from a trained run",
+        description="Samples from RUN_DIR's model as a PNG grid and .npz.",
+    )
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int, default=64, help="number of samples")
     sample.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per chain")
@@ -85,12 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--binary", action="store_true", help="save sampled units, not means")
     sample.add_argument("--out", help="output PNG (default RUN_DIR/samples.png)")
 
-    ev = sub.add_parser("evaluate", help="likelihood and reconstruction metrics of a run",
-                        description="Log-likelihood (exact or AIS), pseudo-likelihood and "
-                                    "reconstruction error on held-out data.")
+    ev = sub.add_parser(
+        "evaluate",
+        help="likelihood and reconstruction metrics of a run",
+        description="Log-likelihood (exact or AIS), pseudo-likelihood and "
+        "reconstruction error on held-out data.",
+    )
     ev.add_argument("run_dir")
-    ev.add_argument("--method", choices=["auto", "exact", "ais"], default="auto",
-                    help="log Z by enumeration or annealed importance sampling")
+    ev.add_argument(
+        "--method",
+        choices=["auto", "exact", "ais"],
+        default="auto",
+        help="log Z by enumeration or annealed importance sampling",
+    )
     ev.add_argument("--ais-chains", type=int, default=100)
     ev.add_argument("--ais-betas", type=int, default=10000)
     ev.add_argument("--data", help="evaluate on this data instead of the run's held-out split")

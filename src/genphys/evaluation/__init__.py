@@ -1,4 +1,4 @@
-"""Evaluation: log partition functions and likelihoods of RBMs, Monte Carlo error analysis."""
+"""Evaluation: partition functions, likelihoods and their proxies; Monte Carlo error analysis."""
 
 from genphys.evaluation.likelihood import (
     AISResult,
@@ -6,6 +6,9 @@ from genphys.evaluation.likelihood import (
     ais_schedule,
     average_log_likelihood,
     exact_log_partition,
+)
+from genphys.evaluation.proxies import (
+    conditional_log_probs,
     pseudo_log_likelihood,
     pseudo_log_likelihood_terms,
     reconstruction_error,
@@ -28,6 +31,7 @@ __all__ = [
     "autocorrelation",
     "average_log_likelihood",
     "binning_error",
+    "conditional_log_probs",
     "exact_log_partition",
     "integrated_autocorrelation_time",
     "log_mean_exp_estimate",

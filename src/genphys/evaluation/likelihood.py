@@ -1,9 +1,9 @@
-r"""Likelihoods of RBMs: exact log partition functions, AIS, pseudo-likelihood, reconstruction.
+r"""Likelihoods of RBMs: exact log partition functions, AIS, average log-likelihood.
 
 An RBM defines :math:`p(v) = e^{-F(v)}/Z`. :func:`exact_log_partition` enumerates the smaller
 layer (up to ~24 units); :func:`ais_log_partition` estimates :math:`\log Z` with a standard error
-by annealed importance sampling. The pseudo-likelihood and reconstruction error need no
-:math:`Z`. Every function works on a float64 copy of the model; the model is never modified.
+by annealed importance sampling (:mod:`genphys.evaluation.proxies` has the measures that need
+no :math:`Z`). Every function works on a float64 copy of the model, never modifying it.
 """
 
 from __future__ import annotations
@@ -21,33 +21,25 @@ from torch import Tensor
 
 from genphys.errors import GenphysError
 from genphys.evaluation.stats import Estimate, log_mean_exp_estimate, mean_estimate
-from genphys.models.rbm import GaussianBernoulliRBM, _RBMBase, bernoulli
+from genphys.models.rbm import GaussianBernoulliRBM, RBMBase, bernoulli
 
 Schedule = Literal["linear", "sigmoid"]
 
 
-def _float64(rbm: _RBMBase) -> _RBMBase:
+def _float64(rbm: RBMBase) -> RBMBase:
     """A detached float64 copy of the model (the original is left untouched)."""
-    if not isinstance(rbm, _RBMBase):
+    if not isinstance(rbm, RBMBase):
         raise GenphysError(f"expected an RBM from genphys.models.rbm, got {type(rbm).__name__}")
     model = copy.deepcopy(rbm).to(torch.float64)
     model.requires_grad_(False)
     return model
 
 
-def _batch(model: _RBMBase, x: Tensor | np.ndarray, what: str, strict: bool = True) -> Tensor:
+def _batch(model: RBMBase, x: Tensor | np.ndarray, what: str, strict: bool = True) -> Tensor:
     """``x`` as a float64 (N, n_visible) tensor on the model's device, checked."""
     x = torch.as_tensor(x).detach().to(device=model.weight.device, dtype=torch.float64)
-    (type(model) if strict else _RBMBase).check_data(model, x, what)  # strict: binary check
+    (type(model) if strict else RBMBase).check_data(model, x, what)  # strict: binary check
     return x
-
-
-def _binary(rbm: _RBMBase) -> _RBMBase:
-    """A float64 copy of a Bernoulli RBM; GenphysError for continuous visibles."""
-    model = _float64(rbm)
-    if isinstance(model, GaussianBernoulliRBM) or not model.binary_visible:
-        raise GenphysError("the pseudo-likelihood needs binary visibles (a Bernoulli RBM)")
-    return model
 
 
 # --------------------------------------------------------------------------- exact
@@ -59,7 +51,7 @@ def _enumerate(n: int, start: int, stop: int, like: Tensor) -> Tensor:
 
 
 def exact_log_partition(
-    rbm: _RBMBase,
+    rbm: RBMBase,
     max_units: int = 24,
     chunk: int = 2**14,
     layer: Literal["auto", "visible", "hidden"] = "auto",
@@ -152,7 +144,9 @@ def ais_schedule(
     return betas
 
 
-def _base_bias(model: _RBMBase, base_bias: Tensor | None, data: Tensor | None) -> Tensor:
+def _base_bias(
+    model: RBMBase, base_bias: Tensor | None, data: Tensor | np.ndarray | None
+) -> Tensor:
     """The base distribution's visible bias: given, fitted to data marginals, or a default."""
     like = model.visible_bias
     if base_bias is not None:
@@ -173,7 +167,7 @@ def _base_bias(model: _RBMBase, base_bias: Tensor | None, data: Tensor | None) -
 
 
 def ais_log_partition(
-    rbm: _RBMBase,
+    rbm: RBMBase,
     n_chains: int = 100,
     n_betas: int = 10000,
     base_bias: Tensor | None = None,
@@ -248,7 +242,7 @@ def ais_log_partition(
 
 # ------------------------------------------------------------------ likelihoods
 def average_log_likelihood(
-    rbm: _RBMBase, data: Tensor | np.ndarray, log_z: float | Estimate | AISResult
+    rbm: RBMBase, data: Tensor | np.ndarray, log_z: float | Estimate | AISResult
 ) -> Estimate:
     r"""Mean log-likelihood :math:`\frac1N\sum_n [-F(v_n)] - \log Z` in nats per example.
 
@@ -267,82 +261,3 @@ def average_log_likelihood(
     se_data = per_example.stderr if per_example.n and per_example.n > 1 else 0.0
     stderr = math.hypot(se_data, lz.stderr)
     return Estimate(per_example.value - lz.value, stderr, n=per_example.n)
-
-
-def pseudo_log_likelihood_terms(
-    rbm: _RBMBase, v: Tensor | np.ndarray, chunk: int = 2**22
-) -> Tensor:
-    r"""All conditionals :math:`\log p(v_i\mid v_{-i}) = \log\sigma(F(v^{(i)}) - F(v))`.
-
-    :math:`v^{(i)}` is :math:`v` with bit :math:`i` flipped. With :math:`s_i = 1 - 2v_i` and
-    hidden input :math:`a = c + vW`,
-    :math:`F(v^{(i)}) - F(v) = -s_i b_i - \sum_j[\mathrm{softplus}(a_j + s_iW_{ij})
-    - \mathrm{softplus}(a_j)]`, evaluated for all :math:`i` at once in blocks of at most
-    ``chunk`` elements of the (examples, units, hidden) array.
-
-    Returns:
-        A float64 tensor of shape (N, n_visible).
-    """
-    model = _binary(rbm)
-    x = _batch(model, v, "data")
-    nv, nh = model.n_visible, model.n_hidden
-    units = max(1, min(nv, chunk // nh))
-    rows = max(1, chunk // (units * nh))
-    out = torch.empty_like(x)
-    with torch.no_grad():
-        w, b = model.weight, model.visible_bias
-        for r in range(0, x.shape[0], rows):
-            xb = x[r : r + rows]
-            pre = model.hidden_input(xb)
-            sp = F.softplus(pre).sum(-1, keepdim=True)
-            sign = 1 - 2 * xb
-            for i in range(0, nv, units):
-                s = sign[:, i : i + units]
-                flipped = pre.unsqueeze(1) + s.unsqueeze(-1) * w[i : i + units]
-                delta = -s * b[i : i + units] - (F.softplus(flipped).sum(-1) - sp)
-                out[r : r + rows, i : i + units] = F.logsigmoid(delta)
-    return out
-
-
-def pseudo_log_likelihood(
-    rbm: _RBMBase,
-    v: Tensor | np.ndarray,
-    exact: bool = False,
-    generator: torch.Generator | None = None,
-    chunk: int = 2**22,
-) -> Estimate:
-    r"""Mean pseudo-log-likelihood :math:`\sum_i\log p(v_i\mid v_{-i})` of a Bernoulli RBM.
-
-    ``exact=True`` sums all :math:`n_v` conditionals (:func:`pseudo_log_likelihood_terms`).
-    ``exact=False`` is scikit-learn's ``score_samples`` estimator: one uniformly random unit
-    :math:`i` per example, :math:`n_v\log\sigma(F(v^{(i)}) - F(v))`, unbiased for the exact sum.
-    The standard error is that of the mean over examples (and over the random units).
-    """
-    model = _binary(rbm)
-    x = _batch(model, v, "data")
-    if exact:
-        return mean_estimate(pseudo_log_likelihood_terms(model, x, chunk).sum(-1))
-    device = x.device if generator is None else generator.device
-    idx = torch.randint(0, model.n_visible, (x.shape[0],), generator=generator, device=device)
-    idx = idx.to(x.device)
-    with torch.no_grad():
-        flipped = x.clone()
-        rows = torch.arange(x.shape[0], device=x.device)
-        flipped[rows, idx] = 1 - flipped[rows, idx]
-        delta = model.free_energy(flipped) - model.free_energy(x)
-        per_example = model.n_visible * F.logsigmoid(delta)
-    return mean_estimate(per_example)
-
-
-def reconstruction_error(rbm: _RBMBase, v: Tensor | np.ndarray) -> Estimate:
-    r"""Mean squared reconstruction error :math:`\frac1N\sum_n\sum_i (v_{ni} - \hat v_{ni})^2`.
-
-    :math:`\hat v = \mathbb E[v\mid h = p(h\mid v)]` is the mean-field reconstruction
-    (``rbm.reconstruct``). Per example the squared error is *summed* over visible units, then
-    averaged over examples, with the standard error of that mean. Data need not be binary.
-    """
-    model = _float64(rbm)
-    x = _batch(model, v, "data", strict=False)
-    with torch.no_grad():
-        err = torch.cat([((b - model.reconstruct(b)) ** 2).sum(-1) for b in x.split(2**14)])
-    return mean_estimate(err)

@@ -69,17 +69,20 @@ class _BernoulliFreeEnergy(torch.autograd.Function):
 
     dF/dW = -v^T sigmoid(c + vW), dF/db = -v, dF/dc = -sigmoid(c + vW), and
     dF/dv = -b - sigmoid(c + vW) W^T: the familiar :math:`-\langle v h \rangle` statistic in one
-    matmul instead of autograd's chain through softplus.
+    matmul instead of autograd's chain through softplus. Differentiable once: a second
+    derivative (a gradient penalty, score matching) raises instead of being silently wrong.
     """
 
     @staticmethod
-    def forward(ctx, v: Tensor, weight: Tensor, vbias: Tensor, hbias: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, v: Tensor, weight: Tensor, vbias: Tensor, hbias: Tensor) -> Tensor:
         pre = torch.addmm(hbias, v, weight)
-        ctx.save_for_backward(v, weight, vbias, torch.sigmoid(pre))
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(v, weight, vbias, torch.sigmoid(pre))
         return -(v @ vbias) - F.softplus(pre).sum(-1)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
         v, weight, vbias, prob = ctx.saved_tensors
         neg = grad.neg()
         gh = prob * neg.unsqueeze(-1)  # dL/d(c + vW)
@@ -89,7 +92,7 @@ class _BernoulliFreeEnergy(torch.autograd.Function):
         return grad_v, v.t() @ gh, neg @ v, gh.sum(0)
 
 
-class _RBMBase(nn.Module):
+class RBMBase(nn.Module):
     """Shared math of RBMs; subclasses define the visible term and visible conditional."""
 
     Config: type[RBMConfig] = RBMConfig
@@ -147,24 +150,35 @@ class _RBMBase(nn.Module):
         pre = self.hidden_input(v)
         return torch.sigmoid(pre if beta == 1.0 else beta * pre)
 
-    def sample_h(self, v: Tensor, generator: torch.Generator | None = None,
-                 beta: float = 1.0) -> Tensor:
+    def sample_h(
+        self, v: Tensor, generator: torch.Generator | None = None, beta: float = 1.0
+    ) -> Tensor:
         return bernoulli(self.prob_h(v, beta), generator)
 
     def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
-        """E[v | h] under the tempered model (beta = 1: the model itself)."""
+        """E[v | h] under the tempered model (beta = 1: the model itself).
+
+        The tempered visible input is (1 - beta) base_bias + beta (b + W h); ``base_bias=None``
+        stands for a zero base bias.
+        """
         raise NotImplementedError
 
-    def sample_v(self, h: Tensor, generator: torch.Generator | None = None,
-                 beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def sample_v(
+        self,
+        h: Tensor,
+        generator: torch.Generator | None = None,
+        beta: float = 1.0,
+        base_bias: Tensor | None = None,
+    ) -> Tensor:
         raise NotImplementedError
 
     def _tempered_visible_input(self, h: Tensor, beta: float, base_bias: Tensor | None) -> Tensor:
         if beta == 1.0 or base_bias is None:
             x = self.visible_input(h)
             return x if beta == 1.0 else beta * x
-        return torch.addmm((1 - beta) * base_bias + beta * self.visible_bias, h,
-                           self.weight.t(), alpha=beta)
+        return torch.addmm(
+            (1 - beta) * base_bias + beta * self.visible_bias, h, self.weight.t(), alpha=beta
+        )
 
     def gibbs_step(self, v: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One block-Gibbs sweep v -> h -> v'."""
@@ -205,7 +219,7 @@ class _RBMBase(nn.Module):
 
 
 @register_model("rbm")
-class BernoulliRBM(_RBMBase):
+class BernoulliRBM(RBMBase):
     """Binary-binary RBM.
 
     >>> rbm = BernoulliRBM(RBMConfig(n_visible=6, n_hidden=3))
@@ -227,8 +241,13 @@ class BernoulliRBM(_RBMBase):
     def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self._tempered_visible_input(h, beta, base_bias))
 
-    def sample_v(self, h: Tensor, generator: torch.Generator | None = None,
-                 beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def sample_v(
+        self,
+        h: Tensor,
+        generator: torch.Generator | None = None,
+        beta: float = 1.0,
+        base_bias: Tensor | None = None,
+    ) -> Tensor:
         return bernoulli(self.mean_v(h, beta, base_bias), generator)
 
     def base_log_partition(self, base_bias: Tensor) -> Tensor:
@@ -252,10 +271,11 @@ class BernoulliRBM(_RBMBase):
 
 
 @register_model("grbm")
-class GaussianBernoulliRBM(_RBMBase):
+class GaussianBernoulliRBM(RBMBase):
     """Gaussian-Bernoulli RBM for continuous data, with fixed or learned visible std ``sigma``.
 
-    p(v | h) = N(b + W h, diag(sigma^2)); p(h_j = 1 | v) = sigmoid(c_j + sum_i v_i W_ij / sigma_i^2).
+    p(v | h) = N(b + W h, diag(sigma^2));
+    p(h_j = 1 | v) = sigmoid(c_j + sum_i v_i W_ij / sigma_i^2).
     """
 
     Config = GaussianRBMConfig
@@ -284,8 +304,13 @@ class GaussianBernoulliRBM(_RBMBase):
     def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
         return self._tempered_visible_input(h, beta, base_bias)
 
-    def sample_v(self, h: Tensor, generator: torch.Generator | None = None,
-                 beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def sample_v(
+        self,
+        h: Tensor,
+        generator: torch.Generator | None = None,
+        beta: float = 1.0,
+        base_bias: Tensor | None = None,
+    ) -> Tensor:
         mean = self.mean_v(h, beta, base_bias)
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + noise * self.sigma
@@ -311,3 +336,10 @@ def bernoulli(prob: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Sample {0, 1} with probabilities ``prob`` (uniforms compared in place: two kernels)."""
     u = torch.rand(prob.shape, generator=generator, dtype=prob.dtype, device=prob.device)
     return u.lt_(prob)
+
+
+def as_rbm(model: nn.Module) -> RBMBase:
+    """``model`` typed as an RBM, or a :class:`GenphysError` naming what it is instead."""
+    if not isinstance(model, RBMBase):
+        raise GenphysError(f"this needs a Boltzmann machine, got {type(model).__name__}")
+    return model

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from genphys.errors import GenphysError
+from genphys.models.rbm import RBMBase
 from genphys.rng import make_generator
 
 
@@ -33,8 +34,11 @@ class GibbsState:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Tensor], device: torch.device | str = "cpu",
-                        ) -> GibbsState:
+    def from_state_dict(
+        cls,
+        state: dict[str, Tensor],
+        device: torch.device | str = "cpu",
+    ) -> GibbsState:
         try:
             generator = torch.Generator(device=device)
             generator.set_state(state["rng"].cpu())
@@ -55,30 +59,32 @@ class GibbsSampler:
             raise GenphysError(f"the number of Gibbs steps k must be >= 1, got {k}")
         self.k = k
 
-    def init_state(self, model: torch.nn.Module, n_chains: int, seed: int = 0,
-                   v0: Tensor | None = None) -> GibbsState:
+    def init_state(
+        self, model: RBMBase, n_chains: int, seed: int = 0, v0: Tensor | None = None
+    ) -> GibbsState:
         """Chains started at ``v0`` (copied) or at uniform random configurations."""
-        device = model.weight.device  # type: ignore[union-attr]
-        dtype = model.weight.dtype  # type: ignore[union-attr]
+        device = model.weight.device
+        dtype = model.weight.dtype
         generator = make_generator(seed, device)
         if v0 is not None:
             v = v0.detach().to(device=device, dtype=dtype).clone()
         else:
-            shape = (n_chains, model.n_visible)  # type: ignore[union-attr]
-            if model.binary_visible:  # type: ignore[union-attr]
+            shape = (n_chains, model.n_visible)
+            if model.binary_visible:
                 v = torch.rand(shape, generator=generator, device=device, dtype=dtype).lt_(0.5)
             else:
                 v = torch.randn(shape, generator=generator, device=device, dtype=dtype)
         return GibbsState(v, generator)
 
     @torch.no_grad()
-    def sample(self, model: torch.nn.Module, state: GibbsState,
-               n_steps: int | None = None) -> tuple[Tensor, GibbsState]:
+    def sample(
+        self, model: RBMBase, state: GibbsState, n_steps: int | None = None
+    ) -> tuple[Tensor, GibbsState]:
         """Advance every chain by ``n_steps`` (default ``k``) sweeps; return (v, state)."""
         v = state.v
         steps = self.k if n_steps is None else n_steps
         for _ in range(steps):
-            v = model.gibbs_step(v, state.generator)  # type: ignore[operator]
+            v = model.gibbs_step(v, state.generator)
         state.v = v
         state.steps += steps
         return v, state

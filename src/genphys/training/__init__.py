@@ -1,7 +1,14 @@
 """The one Trainer and the objectives that plug model families into it."""
 
-from genphys.training.objectives import ContrastiveDivergence, CDConfig, Objective, build_objective
+from genphys.training.objectives import CDConfig, ContrastiveDivergence, Objective, build_objective
 from genphys.training.trainer import StepContext, Trainer, TrainerConfig
 
-__all__ = ["CDConfig", "ContrastiveDivergence", "Objective", "StepContext", "Trainer",
-           "TrainerConfig", "build_objective"]
+__all__ = [
+    "CDConfig",
+    "ContrastiveDivergence",
+    "Objective",
+    "StepContext",
+    "Trainer",
+    "TrainerConfig",
+    "build_objective",
+]

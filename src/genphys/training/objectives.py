@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from genphys.config import Config, check
+from genphys.config import Config as ConfigBase
+from genphys.config import check
+from genphys.models.rbm import as_rbm
 from genphys.registry import register_objective
 from genphys.rng import derive_seed
 from genphys.samplers.gibbs import GibbsSampler, GibbsState
@@ -25,17 +27,16 @@ if TYPE_CHECKING:
 class Objective:
     """Base class. Subclasses define ``Config`` and :meth:`step`."""
 
-    Config: type[Config] = Config
+    Config: type[ConfigBase] = ConfigBase
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: ConfigBase | None = None) -> None:
         self.config = config if config is not None else self.Config()
 
     def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimizer; one optimizer per entry."""
         return {"model": [p for p in model.parameters() if p.requires_grad]}
 
-    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int,
-              batch_size: int) -> None:
+    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         """Called once before training (and before a resumed state is loaded)."""
 
     def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
@@ -55,7 +56,7 @@ class Objective:
 
 
 @dataclasses.dataclass
-class CDConfig(Config):
+class CDConfig(ConfigBase):
     """Contrastive divergence (CD-k) or persistent CD (PCD-k, Tieleman 2008).
 
     Args:
@@ -92,16 +93,16 @@ class ContrastiveDivergence(Objective):
         self.sampler = GibbsSampler(self.config.k)
         self.chains: GibbsState | None = None
 
-    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int,
-              batch_size: int) -> None:
+    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
+        rbm = as_rbm(model)
         if self.config.init_visible_bias:
-            model.init_visible_bias(train)  # type: ignore[operator]
+            rbm.init_visible_bias(train)
         if self.config.persistent:
             n = self.config.n_chains or batch_size
-            self.chains = self.sampler.init_state(model, n, derive_seed(seed, 17, rank))
+            self.chains = self.sampler.init_state(rbm, n, derive_seed(seed, 17, rank))
 
     def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
-        model = ctx.model
+        model = as_rbm(ctx.model)
         if self.chains is not None:
             negative, self.chains = self.sampler.sample(model, self.chains)
         else:
@@ -116,11 +117,14 @@ class ContrastiveDivergence(Objective):
     def validate(self, model: nn.Module, data: Tensor) -> dict[str, float]:
         from genphys.evaluation import pseudo_log_likelihood, reconstruction_error
 
-        out = {"recon_error": reconstruction_error(model, data).value,
-               "free_energy": float(model.free_energy(data).mean())}  # type: ignore[operator]
-        if getattr(model, "binary_visible", False):
+        rbm = as_rbm(model)
+        out = {
+            "recon_error": reconstruction_error(rbm, data).value,
+            "free_energy": float(rbm.free_energy(data).mean()),
+        }
+        if rbm.binary_visible:
             g = torch.Generator(device=data.device).manual_seed(0)
-            out["pseudo_log_likelihood"] = pseudo_log_likelihood(model, data, generator=g).value
+            out["pseudo_log_likelihood"] = pseudo_log_likelihood(rbm, data, generator=g).value
         return out
 
     def state_dict(self) -> dict[str, Tensor]:

@@ -57,8 +57,9 @@ def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
         raise GenphysError(f"unknown model family {family!r}; choose from {sorted(FAMILIES)}")
     unknown = sorted(set(user) - {"model", "objective", "trainer", "data", "family"})
     if unknown:
-        raise GenphysError(f"unknown configuration section(s) {unknown}; "
-                           "expected model, objective, trainer, data")
+        raise GenphysError(
+            f"unknown configuration section(s) {unknown}; expected model, objective, trainer, data"
+        )
     cfg = merge(FAMILIES[family], {k: v for k, v in user.items() if k != "family"})
     cfg["family"] = family
     TrainerConfig.from_dict(cfg["trainer"])
@@ -76,16 +77,22 @@ def build_run(cfg: dict[str, Any], data: PreparedData) -> tuple[torch.nn.Module,
     model_cfg = dict(spec.get("config", {}))
     n_features = int(data.train.shape[1])
     if model_cfg.setdefault("n_visible", n_features) != n_features:
-        raise GenphysError(f"model n_visible={model_cfg['n_visible']} but the data have "
-                           f"{n_features} features per example")
+        raise GenphysError(
+            f"model n_visible={model_cfg['n_visible']} but the data have "
+            f"{n_features} features per example"
+        )
     spec["config"] = cls.Config.from_dict(model_cfg).to_dict()
     model = cls(cls.Config.from_dict(spec["config"]))
     objective = build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
     return model, objective
 
 
-def train(cfg: dict[str, Any], out: str | Path | None = None, resume: bool = False,
-          data: PreparedData | None = None) -> tuple[Trainer, PreparedData]:
+def train(
+    cfg: dict[str, Any],
+    out: str | Path | None = None,
+    resume: bool = False,
+    data: PreparedData | None = None,
+) -> tuple[Trainer, PreparedData]:
     """Train a run described by a resolved configuration; returns the trainer and data.
 
     With ``out``, the run directory receives config.json, metrics.jsonl, checkpoints, the
@@ -108,8 +115,13 @@ def train(cfg: dict[str, Any], out: str | Path | None = None, resume: bool = Fal
     return trainer, data
 
 
-def write_figures(run_dir: Path, model: torch.nn.Module, cfg: dict[str, Any],
-                  history: list[dict[str, Any]], seed: int) -> None:
+def write_figures(
+    run_dir: Path,
+    model: torch.nn.Module,
+    cfg: dict[str, Any],
+    history: list[dict[str, Any]],
+    seed: int,
+) -> None:
     """Samples and training curves of a finished run, as PNG files."""
     from genphys.plotting import plot_curves, save_image_grid
     from genphys.samplers import sample_model
@@ -128,8 +140,14 @@ def _dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 #: trainer settings that a resumed run may change; everything else must stay as it was
-RESUMABLE = {"trainer.epochs", "trainer.progress", "trainer.tensorboard", "trainer.max_steps",
-             "trainer.checkpoint_every", "trainer.keep_checkpoints"}
+RESUMABLE = {
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.tensorboard",
+    "trainer.max_steps",
+    "trainer.checkpoint_every",
+    "trainer.keep_checkpoints",
+}
 
 
 def load_resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +159,8 @@ def load_resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> dict[s
     stored = _dotted(cfg)
     for key, value in _dotted(overrides).items():
         if key not in RESUMABLE and stored.get(key, value) != value:
-            raise GenphysError(f"--resume keeps the run's configuration; {key} cannot change "
-                               f"(only {sorted(RESUMABLE)})")
+            raise GenphysError(
+                f"--resume keeps the run's configuration; {key} cannot change "
+                f"(only {sorted(RESUMABLE)})"
+            )
     return merge(cfg, overrides)

@@ -120,9 +120,15 @@ class Trainer:
         callbacks: functions ``(trainer, metrics) -> None`` called after each epoch.
     """
 
-    def __init__(self, model: nn.Module, objective: Objective, config: TrainerConfig | None = None,
-                 run_dir: str | Path | None = None, run_config: dict[str, Any] | None = None,
-                 callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        config: TrainerConfig | None = None,
+        run_dir: str | Path | None = None,
+        run_config: dict[str, Any] | None = None,
+        callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None,
+    ) -> None:
         self.config = config or TrainerConfig()
         self.objective = objective
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -168,8 +174,7 @@ class Trainer:
         if check_data is not None:
             check_data(first if batch_transform is not None else train, "training data")
         self._sanity_check(first)
-        self.objective.setup(self.model, train.to(self.device), cfg.seed, self.rank,
-                             cfg.batch_size)
+        self.objective.setup(self.model, train.to(self.device), cfg.seed, self.rank, cfg.batch_size)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -192,8 +197,13 @@ class Trainer:
             raise GenphysError("the model gives non-finite outputs on the first batch")
 
     # --------------------------------------------------------------- training
-    def fit(self, train: Tensor, val: Tensor | None = None, resume: bool = False,
-            batch_transform: BatchTransform | None = None) -> list[dict[str, Any]]:
+    def fit(
+        self,
+        train: Tensor,
+        val: Tensor | None = None,
+        resume: bool = False,
+        batch_transform: BatchTransform | None = None,
+    ) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs (continuing a checkpoint with ``resume``).
 
         Returns the per-epoch metrics. Stops early, after checkpointing, on Ctrl-C or when
@@ -244,7 +254,6 @@ class Trainer:
         return mine[: n_batches * cfg.batch_size].view(n_batches, cfg.batch_size)
 
     def _run_epoch(self, train: Tensor, batch_transform: BatchTransform | None) -> bool:
-        cfg = self.config
         batches = self._batches(len(train)).to(self.device)
         ctx = StepContext(self)
         sums = self._sums  # running loss sums of this epoch (restored on resume)
@@ -299,13 +308,18 @@ class Trainer:
         lrs = {f"lr/{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
         for sched in self.schedulers.values():
             sched.step()
-        metrics: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step,
-                                   "seconds": round(self._epoch_seconds, 4), **lrs,
-                                   **self._epoch_train}
+        metrics: dict[str, Any] = {
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "seconds": round(self._epoch_seconds, 4),
+            **lrs,
+            **self._epoch_train,
+        }
         if val is not None and self.is_main:
             self.model.eval()
-            metrics.update({f"val/{k}": v for k, v in self.objective.validate(self.model, val)
-                            .items()})
+            metrics.update(
+                {f"val/{k}": v for k, v in self.objective.validate(self.model, val).items()}
+            )
             self.model.train()
         bad = [k for k, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:
@@ -351,14 +365,17 @@ class Trainer:
         if not self.is_main or self.run_dir is None:
             return
         state = {
-            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "global_step": self.global_step, "world_size": self.world_size,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step,
+            "world_size": self.world_size,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "ranks": ranks,
         }
-        io.write_checkpoint(self.run_dir, self.global_step, self.model, state,
-                            keep=self.config.keep_checkpoints)
+        io.write_checkpoint(
+            self.run_dir, self.global_step, self.model, state, keep=self.config.keep_checkpoints
+        )
 
     def _load_latest(self) -> None:
         if self.run_dir is None:
@@ -371,8 +388,10 @@ class Trainer:
         state = io.read_checkpoint_state(ckpt)
         try:
             if state["world_size"] != self.world_size:
-                raise GenphysError(f"{ckpt} was written by {state['world_size']} processes; "
-                                   f"resume with the same number (now {self.world_size})")
+                raise GenphysError(
+                    f"{ckpt} was written by {state['world_size']} processes; "
+                    f"resume with the same number (now {self.world_size})"
+                )
             for k, opt in self.optimizers.items():
                 opt.load_state_dict(state["optimizers"][k])
             for k, sched in self.schedulers.items():
@@ -380,10 +399,18 @@ class Trainer:
             mine = state["ranks"][self.rank]
             self.generator.set_state(mine["trainer_rng"])
             torch.set_rng_state(mine["torch_rng"])
-            self.objective.load_state_dict({k.removeprefix("objective."): v for k, v in
-                                            mine.items() if k.startswith("objective.")})
-            self._sums = {k.removeprefix("sums."): v.to(self.device) for k, v in mine.items()
-                          if k.startswith("sums.")}
+            self.objective.load_state_dict(
+                {
+                    k.removeprefix("objective."): v
+                    for k, v in mine.items()
+                    if k.startswith("objective.")
+                }
+            )
+            self._sums = {
+                k.removeprefix("sums."): v.to(self.device)
+                for k, v in mine.items()
+                if k.startswith("sums.")
+            }
             self.epoch = int(state["epoch"])
             self.batch_in_epoch = int(state["batch_in_epoch"])
             self.global_step = int(state["global_step"])
@@ -394,8 +421,9 @@ class Trainer:
             lines = metrics_file.read_text().splitlines()
             self.history = [json.loads(x) for x in lines if x.strip()][: self.epoch]
             if self.is_main:  # drop epochs logged after the checkpoint
-                io.atomic_write_text(metrics_file, "".join(json.dumps(m) + "\n"
-                                                           for m in self.history))
+                io.atomic_write_text(
+                    metrics_file, "".join(json.dumps(m) + "\n" for m in self.history)
+                )
 
     def _start_run_dir(self) -> None:
         assert self.run_dir is not None
@@ -412,8 +440,13 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, initial=self.batch_in_epoch, leave=False, dynamic_ncols=True,
-                    desc=f"epoch {self.epoch + 1}/{self.config.epochs}")
+        return tqdm(
+            total=total,
+            initial=self.batch_in_epoch,
+            leave=False,
+            dynamic_ncols=True,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+        )
 
     def _tensorboard(self, metrics: dict[str, Any]) -> None:
         if not self.config.tensorboard or self.run_dir is None:
@@ -459,12 +492,13 @@ def _resolve_device(name: str) -> torch.device:
 def _make_optimizer(cfg: TrainerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _make_scheduler(cfg: TrainerConfig, opt: torch.optim.Optimizer,
-                    ) -> torch.optim.lr_scheduler.LRScheduler:
+def _make_scheduler(
+    cfg: TrainerConfig,
+    opt: torch.optim.Optimizer,
+) -> torch.optim.lr_scheduler.LRScheduler:
     sched = torch.optim.lr_scheduler
     if cfg.schedule == "step":
         return sched.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
