@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 
+import exact
+from exact import D, all_states
 from genphys.errors import GenphysError
 from genphys.evaluation import (
     AISResult,
@@ -37,33 +39,13 @@ from genphys.evaluation import (
 )
 from genphys.models.rbm import BernoulliRBM, GaussianBernoulliRBM
 
-D = torch.float64
-
-
-def all_states(n: int) -> torch.Tensor:
-    codes = torch.arange(2**n)
-    return ((codes[:, None] >> torch.arange(n)) & 1).to(D)
-
 
 def bernoulli_rbm(nv: int, nh: int, w_std: float, b_std: float = 0.5, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    rbm = BernoulliRBM(n_visible=nv, n_hidden=nh)  # float32, as users train it
-    with torch.no_grad():
-        rbm.weight.copy_(torch.randn(nv, nh, generator=g) * w_std)
-        rbm.visible_bias.copy_(torch.randn(nv, generator=g) * b_std)
-        rbm.hidden_bias.copy_(torch.randn(nh, generator=g) * b_std)
-    return rbm
+    return exact.bernoulli_rbm(nv, nh, w_std, b_std, seed, dtype=torch.float32)  # as trained
 
 
-def gaussian_rbm(nv: int, nh: int, seed: int = 0) -> GaussianBernoulliRBM:
-    g = torch.Generator().manual_seed(seed)
-    rbm = GaussianBernoulliRBM(n_visible=nv, n_hidden=nh, learn_sigma=True)
-    with torch.no_grad():
-        rbm.weight.copy_(torch.randn(nv, nh, generator=g) * 0.8)
-        rbm.visible_bias.copy_(torch.randn(nv, generator=g))
-        rbm.hidden_bias.copy_(torch.randn(nh, generator=g) * 0.5)
-        rbm.log_sigma.copy_(torch.randn(nv, generator=g) * 0.3)
-    return rbm
+def gaussian_rbm(nv: int, nh: int, seed: int = 0):
+    return exact.gaussian_rbm(nv, nh, seed, dtype=torch.float32)
 
 
 def brute_log_joint(rbm) -> torch.Tensor:

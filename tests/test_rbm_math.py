@@ -16,65 +16,22 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
+from exact import (
+    D,
+    all_states,
+    bernoulli_rbm,
+    chisquare_p,
+    codes_of,
+    exact_p,
+    gaussian_rbm,
+    joint_log_weights,
+)
 from genphys.models.rbm import (
     BernoulliRBM,
     GaussianBernoulliRBM,
     _BernoulliFreeEnergy,
 )
 from genphys.samplers import GibbsSampler
-
-D = torch.float64
-
-
-def all_states(n: int) -> torch.Tensor:
-    """All 2^n binary vectors as float64 rows; row k is the binary expansion of k."""
-    codes = torch.arange(2**n)
-    return ((codes[:, None] >> torch.arange(n)) & 1).to(D)
-
-
-def codes_of(v: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`all_states`: the integer code of each binary row."""
-    return (v.long() << torch.arange(v.shape[1])).sum(1)
-
-
-def bernoulli_rbm(nv: int, nh: int, w_std: float, b_std: float, seed: int) -> BernoulliRBM:
-    g = torch.Generator().manual_seed(seed)
-    rbm = BernoulliRBM(n_visible=nv, n_hidden=nh).to(D)
-    with torch.no_grad():
-        rbm.weight.copy_(torch.randn(nv, nh, generator=g, dtype=D) * w_std)
-        rbm.visible_bias.copy_(torch.randn(nv, generator=g, dtype=D) * b_std)
-        rbm.hidden_bias.copy_(torch.randn(nh, generator=g, dtype=D) * b_std)
-    return rbm
-
-
-def gaussian_rbm(nv: int, nh: int, seed: int, learn_sigma: bool = True) -> GaussianBernoulliRBM:
-    g = torch.Generator().manual_seed(seed)
-    rbm = GaussianBernoulliRBM(n_visible=nv, n_hidden=nh, learn_sigma=learn_sigma).to(D)
-    with torch.no_grad():
-        rbm.weight.copy_(torch.randn(nv, nh, generator=g, dtype=D) * 0.8)
-        rbm.visible_bias.copy_(torch.randn(nv, generator=g, dtype=D))
-        rbm.hidden_bias.copy_(torch.randn(nh, generator=g, dtype=D) * 0.5)
-        if learn_sigma:
-            rbm.log_sigma.copy_(torch.randn(nv, generator=g, dtype=D) * 0.3)
-    return rbm
-
-
-def joint_log_weights(rbm, vs: torch.Tensor, hs: torch.Tensor) -> torch.Tensor:
-    """-E(v, h) for every pair, shape (len(vs), len(hs))."""
-    v = vs.repeat_interleave(len(hs), 0)
-    h = hs.repeat(len(vs), 1)
-    return -rbm.energy(v, h).reshape(len(vs), len(hs))
-
-
-def chisquare_p(counts: np.ndarray, probs: np.ndarray) -> float:
-    """Pearson chi-square p-value, pooling bins with expected count < 5 into one bin."""
-    expected = probs / probs.sum() * counts.sum()
-    rare = expected < 5
-    obs = np.append(counts[~rare], counts[rare].sum())
-    exp = np.append(expected[~rare], expected[rare].sum())
-    if exp[-1] == 0:
-        obs, exp = obs[:-1], exp[:-1]
-    return float(scipy.stats.chisquare(obs, exp).pvalue)
 
 
 # ------------------------------------------------------------------- free energy
@@ -289,19 +246,9 @@ def test_gibbs_chains_give_the_model_term_within_errors():
 
 
 # ------------------------------------------------------------- Gibbs vs exact p(v)
-def _exact_p(
-    rbm: BernoulliRBM, beta: float = 1.0, base: torch.Tensor | None = None
-) -> torch.Tensor:
-    vs = all_states(rbm.n_visible)
-    with torch.no_grad():
-        if base is None:
-            return (-rbm.free_energy(vs)).softmax(0)
-        return rbm.tempered_log_prob(vs, beta, base).softmax(0)
-
-
 def test_gibbs_sampler_reproduces_exact_distribution():
     rbm = bernoulli_rbm(8, 5, 1.3, 0.6, seed=10)
-    p = _exact_p(rbm)
+    p = exact_p(rbm)
     sampler = GibbsSampler(k=1)
     state = sampler.init_state(rbm, n_chains=5000, seed=10)
     sampler.sample(rbm, state, n_steps=200)  # burn in
@@ -319,7 +266,7 @@ def test_tempered_transition_leaves_tempered_distribution_invariant(beta):
     rbm = bernoulli_rbm(8, 5, 1.3, 0.6, seed=11)
     g = torch.Generator().manual_seed(11)
     base = torch.randn(8, generator=g, dtype=D)
-    p = _exact_p(rbm, beta, base)
+    p = exact_p(rbm, beta, base)
     v = all_states(8)[torch.multinomial(p, 20000, replacement=True, generator=g)]
     with torch.no_grad():
         moved = rbm.sample_v(rbm.sample_h(v, g, beta), g, beta, base)

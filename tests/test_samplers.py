@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
+from exact import bernoulli_rbm, chisquare_p, codes_of, exact_p
+from genphys.errors import GenphysError
 from genphys.models import BernoulliRBM, GaussianBernoulliRBM, GaussianRBMConfig, RBMConfig
-from genphys.samplers import GibbsSampler, GibbsState, sample_model
+from genphys.samplers import (
+    GibbsSampler,
+    GibbsState,
+    ParallelTemperingSampler,
+    TemperingState,
+    sample_model,
+)
 
 
 def test_gibbs_state_round_trip_continues_the_same_chain() -> None:
@@ -32,3 +42,35 @@ def test_sample_model_is_seeded_and_binary() -> None:
     assert set(x.unique().tolist()) <= {0.0, 1.0}
     m = sample_model(rbm, n=8, seed=3, steps=5, mean=True)
     assert ((m > 0) & (m < 1)).all()
+
+
+def test_parallel_tempering_reproduces_the_exact_distribution() -> None:
+    """beta = 1 replicas of a strongly coupled (multi-modal) RBM match enumeration."""
+    rbm = bernoulli_rbm(8, 4, 2.5, 0.5, seed=21)
+    p = exact_p(rbm).numpy()
+    sampler = ParallelTemperingSampler(betas=6, k=1)
+    state = sampler.init_state(rbm, n_chains=2000, seed=21)
+    sampler.sample(rbm, state, n_steps=100)  # burn in
+    codes = []
+    for _ in range(5):
+        v, state = sampler.sample(rbm, state, n_steps=20)
+        codes.append(codes_of(v))
+    counts = np.bincount(torch.cat(codes).numpy(), minlength=2**8)
+    assert chisquare_p(counts, p) > 0.01
+    rates = state.swap_rate
+    assert rates.shape == (5,) and bool(((rates > 0.05) & (rates <= 1)).all()), rates
+
+
+def test_parallel_tempering_state_round_trip_and_checks() -> None:
+    rbm = bernoulli_rbm(5, 3, 1.0, seed=2)
+    sampler = ParallelTemperingSampler(betas=[0.0, 0.5, 1.0])
+    state = sampler.init_state(rbm, n_chains=4, seed=1)
+    _, state = sampler.sample(rbm, state, n_steps=3)
+    saved = {k: v.clone() for k, v in state.state_dict().items()}
+    a, _ = sampler.sample(rbm, state, n_steps=5)
+    b, _ = sampler.sample(rbm, TemperingState.from_state_dict(saved), n_steps=5)
+    assert torch.equal(a, b)
+    with pytest.raises(GenphysError, match="betas"):
+        ParallelTemperingSampler(betas=[0.0, 0.7, 0.5, 1.0])
+    with pytest.raises(GenphysError, match="at least 2"):
+        ParallelTemperingSampler(betas=1)

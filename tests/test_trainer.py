@@ -42,10 +42,12 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return io.load_tensors(run / io.MODEL_FILE)
 
 
-def test_resume_mid_epoch_is_bit_identical(tmp_path: Path) -> None:
-    cfg = resolve_config("rbm", CFG)
+@pytest.mark.parametrize("sampler", ["gibbs", "tempering"])
+def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, sampler: str) -> None:
+    base = {**CFG, "objective": {"config": {"sampler": sampler, "temperatures": 4}}}
+    cfg = resolve_config("rbm", base)
     full, _ = train(cfg, out=tmp_path / "full")
-    stopped = resolve_config("rbm", {**CFG, "trainer": {**CFG["trainer"], "max_steps": 70}})
+    stopped = resolve_config("rbm", {**base, "trainer": {**CFG["trainer"], "max_steps": 70}})
     part, _ = train(stopped, out=tmp_path / "part")
     assert part.global_step == 70 and part.epoch == 1 and part.batch_in_epoch == 20
     assert not (tmp_path / "part" / io.MODEL_FILE).exists()

@@ -28,6 +28,8 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "sigma": ("model", "sigma", float, "visible standard deviation (grbm)"),
     "k": ("objective", "k", int, "Gibbs sweeps per update (CD-k / PCD-k)"),
     "chains": ("objective", "n_chains", int, "persistent chains (default: batch size)"),
+    "sampler": ("objective", "sampler", str, "negative phase: gibbs or tempering (with --pcd)"),
+    "temperatures": ("objective", "temperatures", int, "parallel-tempering replicas"),
     "epochs": ("trainer", "epochs", int, "training epochs"),
     "batch_size": ("trainer", "batch_size", int, "examples per step (per process)"),
     "lr": ("trainer", "lr", float, "learning rate"),

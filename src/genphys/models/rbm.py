@@ -31,6 +31,13 @@ from genphys.config import Config, check
 from genphys.errors import GenphysError
 from genphys.registry import register_model
 
+#: an inverse temperature: one number, or a column tensor with one per chain
+Beta = float | Tensor
+
+
+def _is_one(beta: Beta) -> bool:
+    return not isinstance(beta, Tensor) and beta == 1.0
+
 
 @dataclasses.dataclass
 class RBMConfig(Config):
@@ -145,17 +152,17 @@ class RBMBase(nn.Module):
         return self.free_energy(v)
 
     # ----------------------------------------------------------- conditionals
-    def prob_h(self, v: Tensor, beta: float = 1.0) -> Tensor:
+    def prob_h(self, v: Tensor, beta: Beta = 1.0) -> Tensor:
         """p(h_j = 1 | v) = sigmoid(beta (c + (scaled v) W))."""
         pre = self.hidden_input(v)
-        return torch.sigmoid(pre if beta == 1.0 else beta * pre)
+        return torch.sigmoid(pre if _is_one(beta) else beta * pre)
 
     def sample_h(
-        self, v: Tensor, generator: torch.Generator | None = None, beta: float = 1.0
+        self, v: Tensor, generator: torch.Generator | None = None, beta: Beta = 1.0
     ) -> Tensor:
         return bernoulli(self.prob_h(v, beta), generator)
 
-    def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
         """E[v | h] under the tempered model (beta = 1: the model itself).
 
         The tempered visible input is (1 - beta) base_bias + beta (b + W h); ``base_bias=None``
@@ -167,15 +174,17 @@ class RBMBase(nn.Module):
         self,
         h: Tensor,
         generator: torch.Generator | None = None,
-        beta: float = 1.0,
+        beta: Beta = 1.0,
         base_bias: Tensor | None = None,
     ) -> Tensor:
         raise NotImplementedError
 
-    def _tempered_visible_input(self, h: Tensor, beta: float, base_bias: Tensor | None) -> Tensor:
-        if beta == 1.0 or base_bias is None:
+    def _tempered_visible_input(self, h: Tensor, beta: Beta, base_bias: Tensor | None) -> Tensor:
+        if _is_one(beta) or base_bias is None or isinstance(beta, Tensor):
             x = self.visible_input(h)
-            return x if beta == 1.0 else beta * x
+            if _is_one(beta):
+                return x
+            return beta * x if base_bias is None else (1 - beta) * base_bias + beta * x
         return torch.addmm(
             (1 - beta) * base_bias + beta * self.visible_bias, h, self.weight.t(), alpha=beta
         )
@@ -238,14 +247,14 @@ class BernoulliRBM(RBMBase):
     def free_energy(self, v: Tensor) -> Tensor:
         return _BernoulliFreeEnergy.apply(v, self.weight, self.visible_bias, self.hidden_bias)
 
-    def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self._tempered_visible_input(h, beta, base_bias))
 
     def sample_v(
         self,
         h: Tensor,
         generator: torch.Generator | None = None,
-        beta: float = 1.0,
+        beta: Beta = 1.0,
         base_bias: Tensor | None = None,
     ) -> Tensor:
         return bernoulli(self.mean_v(h, beta, base_bias), generator)
@@ -301,14 +310,14 @@ class GaussianBernoulliRBM(RBMBase):
         b = self.visible_bias if bias is None else bias
         return -0.5 * (((v - b) * torch.exp(-self.log_sigma)) ** 2).sum(-1)
 
-    def mean_v(self, h: Tensor, beta: float = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
         return self._tempered_visible_input(h, beta, base_bias)
 
     def sample_v(
         self,
         h: Tensor,
         generator: torch.Generator | None = None,
-        beta: float = 1.0,
+        beta: Beta = 1.0,
         base_bias: Tensor | None = None,
     ) -> Tensor:
         mean = self.mean_v(h, beta, base_bias)

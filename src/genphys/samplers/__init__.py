@@ -2,5 +2,12 @@
 
 from genphys.samplers.generate import sample_model
 from genphys.samplers.gibbs import GibbsSampler, GibbsState
+from genphys.samplers.tempering import ParallelTemperingSampler, TemperingState
 
-__all__ = ["GibbsSampler", "GibbsState", "sample_model"]
+__all__ = [
+    "GibbsSampler",
+    "GibbsState",
+    "ParallelTemperingSampler",
+    "TemperingState",
+    "sample_model",
+]

@@ -8,7 +8,7 @@ state between steps (persistent chains, replay buffers) that the trainer checkpo
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,7 @@ from genphys.models.rbm import as_rbm
 from genphys.registry import register_objective
 from genphys.rng import derive_seed
 from genphys.samplers.gibbs import GibbsSampler, GibbsState
+from genphys.samplers.tempering import ParallelTemperingSampler, TemperingState
 
 if TYPE_CHECKING:
     from genphys.training.trainer import StepContext
@@ -64,16 +65,25 @@ class CDConfig(ConfigBase):
         persistent: keep fantasy chains between updates instead of restarting at the data.
         n_chains: persistent chains (default: the batch size).
         init_visible_bias: set visible biases from the data marginals before training.
+        sampler: "gibbs", or "tempering" for persistent chains under parallel tempering
+            (Desjardins et al. 2010) with ``temperatures`` evenly spaced inverse temperatures.
     """
 
     k: int = 1
     persistent: bool = False
     n_chains: int | None = None
     init_visible_bias: bool = True
+    sampler: Literal["gibbs", "tempering"] = "gibbs"
+    temperatures: int = 10
 
     def __post_init__(self) -> None:
         check(self.k >= 1, f"k must be >= 1, got {self.k}")
         check(self.n_chains is None or self.n_chains >= 1, "n_chains must be >= 1")
+        check(self.temperatures >= 2, "temperatures must be >= 2")
+        check(
+            self.sampler == "gibbs" or self.persistent,
+            "sampler 'tempering' keeps persistent chains: set persistent (--pcd)",
+        )
 
 
 @register_objective("cd")
@@ -90,8 +100,13 @@ class ContrastiveDivergence(Objective):
 
     def __init__(self, config: CDConfig | None = None) -> None:
         super().__init__(config)
-        self.sampler = GibbsSampler(self.config.k)
-        self.chains: GibbsState | None = None
+        cfg = self.config
+        self.sampler: GibbsSampler | ParallelTemperingSampler = (
+            ParallelTemperingSampler(cfg.temperatures, cfg.k)
+            if cfg.sampler == "tempering"
+            else GibbsSampler(cfg.k)
+        )
+        self.chains: Any = None  # GibbsState or TemperingState
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         rbm = as_rbm(model)
@@ -106,7 +121,9 @@ class ContrastiveDivergence(Objective):
         if self.chains is not None:
             negative, self.chains = self.sampler.sample(model, self.chains)
         else:
-            negative, _ = self.sampler.sample(model, GibbsState(batch, ctx.generator))
+            negative, _ = GibbsSampler(self.config.k).sample(
+                model, GibbsState(batch, ctx.generator)
+            )
         n = batch.shape[0]
         free_energy = ctx.forward(torch.cat([batch, negative]))
         loss = free_energy[:n].mean() - free_energy[n:].mean()
@@ -136,7 +153,8 @@ class ContrastiveDivergence(Objective):
         if self.config.persistent:
             sub = {k.removeprefix("chains."): v for k, v in state.items()}
             device = self.chains.v.device if self.chains is not None else "cpu"
-            self.chains = GibbsState.from_state_dict(sub, device)
+            cls = TemperingState if self.config.sampler == "tempering" else GibbsState
+            self.chains = cls.from_state_dict(sub, device)
 
 
 def build_objective(name: str, config: dict[str, Any] | None = None) -> Objective:
