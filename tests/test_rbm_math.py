@@ -292,3 +292,24 @@ def test_gaussian_gibbs_sampler_moments():
     stats = torch.cat([v, v**2], 1)
     z = (stats.mean(0) - torch.cat([exact_m1, exact_m2])) / (stats.std(0) / math.sqrt(len(v)))
     assert float(z.abs().max()) < 4.5, z
+
+
+def test_closed_form_cd_gradients_equal_autograd():
+    """BernoulliRBM.free_energy_grads (what training uses) = autograd of sum_n c_n F(v_n)."""
+    from genphys.models.rbm import RBMBase
+
+    g = torch.Generator().manual_seed(3)
+    for rbm in (bernoulli_rbm(7, 5, 1.0, seed=3), gaussian_rbm(7, 5, seed=3)):
+        v = torch.rand(12, 7, generator=g, dtype=D)
+        v = v.round() if rbm.binary_visible else v
+        coef = torch.cat([torch.full((6,), 1 / 6, dtype=D), torch.full((6,), -1 / 6, dtype=D)])
+        fast, prob = rbm.free_energy_grads(v, coef)
+        slow, prob_ref = RBMBase.free_energy_grads(rbm, v, coef)
+        assert fast.keys() == slow.keys() == {n for n, p in rbm.named_parameters()}
+        for k in fast:
+            torch.testing.assert_close(fast[k], slow[k], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(prob, prob_ref)
+        # weights: minus the difference of <v~ p(h|v)> between the two halves
+        vs = rbm.scaled_visible(v)
+        stat = vs[:6].t() @ prob[:6] / 6 - vs[6:].t() @ prob[6:] / 6
+        torch.testing.assert_close(fast["weight"], -stat)

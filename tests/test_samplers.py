@@ -74,3 +74,17 @@ def test_parallel_tempering_state_round_trip_and_checks() -> None:
         ParallelTemperingSampler(betas=[0.0, 0.7, 0.5, 1.0])
     with pytest.raises(GenphysError, match="at least 2"):
         ParallelTemperingSampler(betas=1)
+
+
+def test_cached_hidden_probabilities_start_the_next_sweep() -> None:
+    """state.hidden = p(h|v) must give exactly the sweep the sampler would have done."""
+    rbm = bernoulli_rbm(6, 4, 1.0, seed=5)
+    sampler = GibbsSampler(k=2)
+    plain = sampler.init_state(rbm, n_chains=7, seed=9)
+    cached = GibbsState(plain.v.clone(), torch.Generator().manual_seed(0), 0, rbm.prob_h(plain.v))
+    cached.generator.set_state(plain.generator.get_state())
+    a, plain = sampler.sample(rbm, plain)
+    b, cached = sampler.sample(rbm, cached)
+    assert torch.equal(a, b) and cached.hidden is None and cached.steps == 2
+    restored = GibbsState.from_state_dict({**plain.state_dict(), "hidden": rbm.prob_h(a)})
+    assert restored.hidden is not None  # the cache survives a checkpoint

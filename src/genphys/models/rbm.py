@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,12 +92,20 @@ class _BernoulliFreeEnergy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         v, weight, vbias, prob = ctx.saved_tensors
-        neg = grad.neg()
-        gh = prob * neg.unsqueeze(-1)  # dL/d(c + vW)
+        grad_w, grad_b, grad_c, gh = _bernoulli_grads(v, prob, grad)
         grad_v = None
         if ctx.needs_input_grad[0]:
-            grad_v = gh @ weight.t() + neg.unsqueeze(-1) * vbias
-        return grad_v, v.t() @ gh, neg @ v, gh.sum(0)
+            grad_v = gh @ weight.t() - grad.unsqueeze(-1) * vbias
+        return grad_v, grad_w, grad_b, grad_c
+
+
+def _bernoulli_grads(v: Tensor, prob: Tensor, coef: Tensor) -> tuple[Tensor, ...]:
+    """Gradients of sum_n coef_n F(v_n) for a Bernoulli RBM given prob = p(h = 1 | v).
+
+    Returns (dW, db, dc, dL/d(c + vW)): -v^T (coef * prob), -coef^T v, -sum(coef * prob).
+    """
+    gh = prob * coef.neg().unsqueeze(-1)
+    return v.t() @ gh, -(coef @ v), gh.sum(0), gh
 
 
 class RBMBase(nn.Module):
@@ -150,6 +159,21 @@ class RBMBase(nn.Module):
     def forward(self, v: Tensor) -> Tensor:
         """The free energy; training objectives differentiate it."""
         return self.free_energy(v)
+
+    def free_energy_grads(self, v: Tensor, coef: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        r"""Gradients of :math:`\sum_n c_n F(v_n)` for the trainable parameters, and p(h|v).
+
+        With :math:`c_n = 1/N` on data and :math:`-1/M` on model samples this is the CD
+        gradient, :math:`-(\langle v h^\top\rangle_{data} - \langle v h^\top\rangle_{model})`
+        for the weights; p(h|v) comes with it (persistent chains reuse it). This generic
+        version uses autograd; the Bernoulli RBM has a closed form.
+        """
+        params = {k: p for k, p in self.named_parameters() if p.requires_grad}
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self.free_energy(v) @ coef, list(params.values()))
+        with torch.no_grad():
+            prob = self.prob_h(v)
+        return dict(zip(params, grads, strict=True)), prob
 
     # ----------------------------------------------------------- conditionals
     def prob_h(self, v: Tensor, beta: Beta = 1.0) -> Tensor:
@@ -214,13 +238,19 @@ class RBMBase(nn.Module):
     # ------------------------------------------------------------------ data
     def check_data(self, x: Tensor, what: str = "data") -> None:
         """Raise :class:`GenphysError` unless ``x`` is a finite (N, n_visible) batch."""
+        self._check_shape(x, what)
+        self._check_finite(x, what)
+
+    def _check_shape(self, x: Tensor, what: str) -> None:
         if x.ndim != 2 or x.shape[1] != self.n_visible:
             raise GenphysError(
                 f"{what} has shape {tuple(x.shape)}; this model expects (N, {self.n_visible})"
             )
         if x.shape[0] == 0:
             raise GenphysError(f"{what} is empty")
-        if not bool(torch.isfinite(x).all()):
+
+    def _check_finite(self, x: Tensor, what: str) -> None:
+        if not _all_chunks(x, torch.isfinite):
             raise GenphysError(f"{what} contains NaN or Inf values")
 
     def init_visible_bias(self, data: Tensor) -> None:
@@ -247,6 +277,18 @@ class BernoulliRBM(RBMBase):
     def free_energy(self, v: Tensor) -> Tensor:
         return _BernoulliFreeEnergy.apply(v, self.weight, self.visible_bias, self.hidden_bias)
 
+    @torch.no_grad()
+    def free_energy_grads(self, v: Tensor, coef: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        prob = torch.sigmoid(self.hidden_input(v))
+        grads = dict(
+            zip(
+                ("weight", "visible_bias", "hidden_bias"),
+                _bernoulli_grads(v, prob, coef)[:3],
+                strict=True,
+            )
+        )
+        return {k: g for k, g in grads.items() if getattr(self, k).requires_grad}, prob
+
     def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
         return torch.sigmoid(self._tempered_visible_input(h, beta, base_bias))
 
@@ -266,12 +308,14 @@ class BernoulliRBM(RBMBase):
         return h @ self.hidden_bias + F.softplus(self.visible_input(h)).sum(-1)
 
     def check_data(self, x: Tensor, what: str = "data") -> None:
-        super().check_data(x, what)
-        if not bool(((x == 0) | (x == 1)).all()):
-            raise GenphysError(
-                f"{what} is not binary: a Bernoulli RBM needs values in {{0, 1}} "
-                "(binarize the data, or use a Gaussian RBM for continuous values)"
-            )
+        self._check_shape(x, what)
+        if _all_chunks(x, lambda c: (c == 0) | (c == 1)):
+            return  # binary, hence finite
+        self._check_finite(x, what)  # NaN/Inf: that message first
+        raise GenphysError(
+            f"{what} is not binary: a Bernoulli RBM needs values in {{0, 1}} "
+            "(binarize the data, or use a Gaussian RBM for continuous values)"
+        )
 
     def init_visible_bias(self, data: Tensor) -> None:
         p = data.float().mean(0).clamp(1e-3, 1 - 1e-3)
@@ -339,6 +383,11 @@ class GaussianBernoulliRBM(RBMBase):
     def init_visible_bias(self, data: Tensor) -> None:
         with torch.no_grad():
             self.visible_bias.copy_(data.float().mean(0))
+
+
+def _all_chunks(x: Tensor, test: Callable[[Tensor], Tensor], rows: int = 4096) -> bool:
+    """``test(x).all()`` a block of rows at a time (bounded temporary memory)."""
+    return all(bool(test(block).all()) for block in x.split(rows))
 
 
 def bernoulli(prob: Tensor, generator: torch.Generator | None = None) -> Tensor:

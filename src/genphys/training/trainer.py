@@ -46,6 +46,8 @@ class TrainerConfig(Config):
         checkpoint_every: epochs between checkpoints (the last epoch is always saved).
         keep_checkpoints: how many checkpoints to keep.
         max_steps: stop (and checkpoint) after this many steps in total; None: no limit.
+        metrics_every: steps between evaluations of per-step training metrics (which may
+            cost an extra forward pass); the epoch's figure averages those steps.
         device: "cpu", "cuda", "cuda:N" or "auto".
         progress: show a tqdm progress bar.
         tensorboard: also log to TensorBoard (needs the ``tensorboard`` package).
@@ -66,6 +68,7 @@ class TrainerConfig(Config):
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     max_steps: int | None = None
+    metrics_every: int = 10
     device: str = "cpu"
     progress: bool = True
     tensorboard: bool = False
@@ -81,6 +84,7 @@ class TrainerConfig(Config):
         check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
         check(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
         check(self.step_size >= 1, "step_size must be >= 1")
+        check(self.metrics_every >= 1, "metrics_every must be >= 1")
         check(self.gamma > 0, "gamma must be > 0")
 
 
@@ -94,17 +98,46 @@ class StepContext:
         self.generator: torch.Generator = trainer.generator
         self.device = trainer.device
 
+    #: whether this step should compute its (possibly costly) metrics; set by the trainer
+    measure: bool = True
+
+    def apply_gradients(self, group: str, grads: dict[str, Tensor]) -> None:
+        """Step the optimizer of ``group`` with gradients computed in closed form.
+
+        ``grads`` maps parameter names of ``ctx.model`` to gradients. Under DDP they are
+        averaged over processes here (what DDP's hooks do for :meth:`update`); a non-finite
+        gradient stops training (NaN guard).
+        """
+        t = self._trainer
+        params = dict(t.model.named_parameters())
+        names = sorted(grads)
+        if t.world_size > 1:
+            flat = torch.cat([grads[k].reshape(-1) for k in names])
+            dist.all_reduce(flat)
+            flat /= t.world_size
+            chunks = flat.split([grads[k].numel() for k in names])
+            grads = {k: c.view_as(grads[k]) for k, c in zip(names, chunks, strict=True)}
+        if not bool(torch.isfinite(torch.stack([grads[k].sum() for k in names])).all()):
+            raise TrainingDiverged(f"the {group} gradient became non-finite")
+        for k in names:
+            params[k].grad = grads[k]
+        self._clip_and_step(group)
+
     def update(self, group: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included)."""
         t = self._trainer
         if not bool(torch.isfinite(loss)):
             raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
-        opt = t.optimizers[group]
-        opt.zero_grad(set_to_none=True)
+        t.optimizers[group].zero_grad(set_to_none=True)
         loss.backward()
-        if t.config.grad_clip is not None:
+        self._clip_and_step(group)
+
+    def _clip_and_step(self, group: str) -> None:
+        opt = self._trainer.optimizers[group]
+        clip = self._trainer.config.grad_clip
+        if clip is not None:
             params = [p for g in opt.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, t.config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
 
 
@@ -256,26 +289,31 @@ class Trainer:
     def _run_epoch(self, train: Tensor, batch_transform: BatchTransform | None) -> bool:
         batches = self._batches(len(train)).to(self.device)
         ctx = StepContext(self)
-        sums = self._sums  # running loss sums of this epoch (restored on resume)
+        sums = self._sums  # (sum, count) of each step metric this epoch (restored on resume)
         bar = self._progress(len(batches))
         start = time.perf_counter()
+        every = self.config.metrics_every
         try:
             for i in range(self.batch_in_epoch, len(batches)):
                 batch = train.index_select(0, batches[i])
                 if batch_transform is not None:
                     batch = batch_transform(batch, self.generator)
+                ctx.measure = i % every == 0 or i == len(batches) - 1
                 try:
                     losses = self.objective.step(ctx, batch)
                 except TrainingDiverged as exc:
                     raise TrainingDiverged(self._diverged_message(str(exc))) from None
                 for k, v in losses.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
+                    entry = torch.stack(
+                        [v.detach().double().reshape(()), v.new_ones((), dtype=torch.float64)]
+                    )
+                    sums[k] = sums[k] + entry if k in sums else entry
                 self.batch_in_epoch = i + 1
                 self.global_step += 1
                 if bar is not None:
                     bar.update(1)
                     if (i + 1) % 20 == 0:
-                        bar.set_postfix({k: f"{float(v) / (i + 1):.4g}" for k, v in sums.items()})
+                        bar.set_postfix({k: f"{float(v[0] / v[1]):.4g}" for k, v in sums.items()})
                 if self._should_stop():
                     if self.batch_in_epoch < len(batches):
                         self._checkpoint()
@@ -283,8 +321,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        n = max(len(batches), 1)
-        self._epoch_train = {f"train/{k}": float(v) / n for k, v in sums.items()}
+        self._epoch_train = {f"train/{k}": float(v[0] / v[1]) for k, v in sums.items()}
         self._sums = {}
         self._epoch_seconds = time.perf_counter() - start
         return True
@@ -445,6 +482,7 @@ class Trainer:
             initial=self.batch_in_epoch,
             leave=False,
             dynamic_ncols=True,
+            disable=None,  # no bar when stderr is not a terminal (logs, CI)
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
         )
 
