@@ -19,7 +19,8 @@ from genphys.models.rbm import BernoulliRBM as _RBM
 from genphys.models.rbm import RBMConfig
 from genphys.rng import derive_seed, make_generator
 from genphys.training.objectives import CDConfig, ContrastiveDivergence
-from genphys.training.trainer import Trainer, TrainerConfig
+from genphys.training.options import TrainerConfig
+from genphys.training.trainer import Trainer
 
 
 def _as_tensor(X: Any) -> torch.Tensor:

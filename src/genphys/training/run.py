@@ -24,7 +24,8 @@ from genphys.config import check
 from genphys.data import DataConfig, PreparedData, prepare_data
 from genphys.errors import GenphysError
 from genphys.training.objectives import build_objective
-from genphys.training.trainer import Trainer, TrainerConfig
+from genphys.training.options import TrainerConfig
+from genphys.training.trainer import Trainer
 
 #: Per-family defaults, deep-merged under the user's configuration.
 FAMILIES: dict[str, dict[str, Any]] = {

@@ -7,85 +7,31 @@ an :class:`~genphys.training.objectives.Objective`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from genphys import io
-from genphys.config import Config, check
 from genphys.errors import GenphysError, TrainingDiverged
 from genphys.rng import derive_seed, make_generator
+from genphys.training.distributed import (
+    average_over_processes,
+    gather_states,
+    init_distributed,
+    resolve_device,
+    shutdown_distributed,
+)
 from genphys.training.objectives import Objective
+from genphys.training.options import TrainerConfig, make_optimizer, make_scheduler
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
-
-
-@dataclasses.dataclass
-class TrainerConfig(Config):
-    """Optimisation and bookkeeping settings shared by every family.
-
-    Args:
-        epochs: passes over the training data.
-        batch_size: examples per step and per process.
-        optimizer: "sgd" (with ``momentum``) or "adam" (with ``betas``).
-        lr, momentum, weight_decay, betas: optimizer settings.
-        schedule: learning-rate schedule per epoch: constant, step (x ``gamma`` every
-            ``step_size`` epochs), exponential (x ``gamma`` per epoch) or cosine (to zero).
-        grad_clip: clip the gradient norm of each optimizer's parameters (None: off).
-        seed: the one seed every random stream is derived from.
-        checkpoint_every: epochs between checkpoints (the last epoch is always saved).
-        keep_checkpoints: how many checkpoints to keep.
-        max_steps: stop (and checkpoint) after this many steps in total; None: no limit.
-        metrics_every: steps between evaluations of per-step training metrics (which may
-            cost an extra forward pass); the epoch's figure averages those steps.
-        device: "cpu", "cuda", "cuda:N" or "auto".
-        progress: show a tqdm progress bar.
-        tensorboard: also log to TensorBoard (needs the ``tensorboard`` package).
-    """
-
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    schedule: Literal["constant", "step", "exponential", "cosine"] = "constant"
-    step_size: int = 10
-    gamma: float = 0.1
-    grad_clip: float | None = None
-    seed: int = 0
-    checkpoint_every: int = 1
-    keep_checkpoints: int = 2
-    max_steps: int | None = None
-    metrics_every: int = 10
-    device: str = "cpu"
-    progress: bool = True
-    tensorboard: bool = False
-
-    def __post_init__(self) -> None:
-        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
-        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0")
-        check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
-        check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
-        check(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1")
-        check(self.step_size >= 1, "step_size must be >= 1")
-        check(self.metrics_every >= 1, "metrics_every must be >= 1")
-        check(self.gamma > 0, "gamma must be > 0")
 
 
 class StepContext:
@@ -110,13 +56,8 @@ class StepContext:
         """
         t = self._trainer
         params = dict(t.model.named_parameters())
+        grads = average_over_processes(grads, t.world_size)
         names = sorted(grads)
-        if t.world_size > 1:
-            flat = torch.cat([grads[k].reshape(-1) for k in names])
-            dist.all_reduce(flat)
-            flat /= t.world_size
-            chunks = flat.split([grads[k].numel() for k in names])
-            grads = {k: c.view_as(grads[k]) for k, c in zip(names, chunks, strict=True)}
         if not bool(torch.isfinite(torch.stack([grads[k].sum() for k in names])).all()):
             raise TrainingDiverged(f"the {group} gradient became non-finite")
         for k in names:
@@ -167,8 +108,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_config = run_config
         self.callbacks = list(callbacks or [])
-        self.rank, self.world_size = _init_distributed(self.config.device)
-        self.device = _resolve_device(self.config.device)
+        self.rank, self.world_size, self._owns_group = init_distributed(self.config.device)
+        self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.wrapped: nn.Module = self.model
         self.generator = make_generator(derive_seed(self.config.seed, 1, self.rank), self.device)
@@ -214,9 +155,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.model, device_ids=ids)
         for name, params in self.objective.param_groups(self.model).items():
-            opt = _make_optimizer(cfg, params)
+            opt = make_optimizer(cfg, params)
             self.optimizers[name] = opt
-            self.schedulers[name] = _make_scheduler(cfg, opt)
+            self.schedulers[name] = make_scheduler(cfg, opt)
 
     def _sanity_check(self, batch: Tensor) -> None:
         """One forward pass on the first batch: configuration mistakes become one clear line."""
@@ -269,6 +210,9 @@ class Trainer:
                     break
             if self.epoch >= cfg.epochs and self.is_main and self.run_dir is not None:
                 io.save_model(self.run_dir / io.MODEL_FILE, self.model)
+            if self._owns_group:  # the group this trainer created ends with its training
+                shutdown_distributed()
+                self._owns_group = False
         finally:
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
@@ -384,17 +328,7 @@ class Trainer:
         return state
 
     def _gather_rank_states(self) -> list[dict[str, Tensor]]:
-        mine = self._rank_state()
-        if self.world_size == 1:
-            return [mine]
-        out: list[dict[str, Tensor]] = [{} for _ in range(self.world_size)]
-        for key in sorted(mine):
-            t = mine[key].to(self.device)
-            parts = [torch.empty_like(t) for _ in range(self.world_size)]
-            dist.all_gather(parts, t)
-            for r, part in enumerate(parts):
-                out[r][key] = part.cpu()
-        return out
+        return gather_states(self._rank_state(), self.world_size, self.device)
 
     def _checkpoint(self) -> None:
         self._checkpoint_step = self.global_step
@@ -501,52 +435,6 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------- helpers
-def _init_distributed(device: str) -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GenphysError(f"unknown device {name!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GenphysError("device 'cuda' requested but no GPU is available")
-        if device.index is None:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
-def _make_optimizer(cfg: TrainerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def _make_scheduler(
-    cfg: TrainerConfig,
-    opt: torch.optim.Optimizer,
-) -> torch.optim.lr_scheduler.LRScheduler:
-    sched = torch.optim.lr_scheduler
-    if cfg.schedule == "step":
-        return sched.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    if cfg.schedule == "exponential":
-        return sched.ExponentialLR(opt, gamma=cfg.gamma)
-    if cfg.schedule == "cosine":
-        return sched.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    return sched.LambdaLR(opt, lambda _: 1.0)
-
-
 def _install_sigint(trainer: Trainer) -> bool:
     """First Ctrl-C: checkpoint after the current step; second: stop at once."""
     import threading
