@@ -6,5 +6,15 @@ from genphys.models.rbm import (
     GaussianRBMConfig,
     RBMConfig,
 )
+from genphys.models.vae import VAE, Autoencoder, AutoencoderConfig, VAEConfig
 
-__all__ = ["BernoulliRBM", "GaussianBernoulliRBM", "GaussianRBMConfig", "RBMConfig"]
+__all__ = [
+    "VAE",
+    "Autoencoder",
+    "AutoencoderConfig",
+    "BernoulliRBM",
+    "GaussianBernoulliRBM",
+    "GaussianRBMConfig",
+    "RBMConfig",
+    "VAEConfig",
+]
