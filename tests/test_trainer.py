@@ -16,8 +16,14 @@ import torch.multiprocessing as mp
 from genphys import io
 from genphys.data import DataConfig, prepare_data
 from genphys.errors import GenphysError, TrainingDiverged
-from genphys.models import BernoulliRBM, RBMConfig
-from genphys.training import CDConfig, ContrastiveDivergence, Trainer, TrainerConfig
+from genphys.models import VAE, BernoulliRBM, RBMConfig
+from genphys.training import (
+    CDConfig,
+    ContrastiveDivergence,
+    Trainer,
+    TrainerConfig,
+    build_objective,
+)
 from genphys.training.run import resolve_config, train
 
 # dynamic binarization, momentum and persistent chains: every random stream and optimizer
@@ -148,7 +154,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, out: str, family: str = "rbm") -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -159,11 +165,16 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     data = prepare_data(DataConfig(binarize="static"))
     torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
-    model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8, init_std=0.1))
+    if family == "rbm":
+        model: torch.nn.Module = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8, init_std=0.1))
+        objective = ContrastiveDivergence(CDConfig(persistent=True))
+    else:  # autograd through the DDP-wrapped forward, Adam, reparameterisation noise
+        model = VAE(n_features=64, latent_dim=2, hidden=(16,))
+        objective = build_objective("autoencoder")
     trainer = Trainer(
         model,
-        ContrastiveDivergence(CDConfig(persistent=True)),
-        TrainerConfig(epochs=2, batch_size=16, progress=False),
+        objective,
+        TrainerConfig(epochs=2, batch_size=16, progress=False, optimizer="adam", lr=1e-3),
         run_dir=out if rank == 0 else None,
     )
     trainer.fit(data.train, data.val)
@@ -173,14 +184,23 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_process_ddp_keeps_ranks_identical(tmp_path: Path) -> None:
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    w0 = io.load_tensors(tmp_path / "rank0.safetensors")
-    w1 = io.load_tensors(tmp_path / "rank1.safetensors")
-    for k in w0:
-        assert torch.equal(w0[k], w1[k]), k
+    _assert_same_weights(tmp_path)
     state = io.read_checkpoint_state(io.checkpoint_dirs(tmp_path)[-1])
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     chains = [r["objective.chains.v"] for r in state["ranks"]]
     assert not torch.equal(chains[0], chains[1])  # each rank runs its own chains
+
+
+def _assert_same_weights(folder: Path) -> None:
+    w0 = io.load_tensors(folder / "rank0.safetensors")
+    w1 = io.load_tensors(folder / "rank1.safetensors")
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+
+
+def test_two_process_ddp_vae(tmp_path: Path) -> None:
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), "vae"), nprocs=2, join=True)
+    _assert_same_weights(tmp_path)
 
 
 def test_torchrun_cli(tmp_path: Path) -> None:

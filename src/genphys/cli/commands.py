@@ -14,7 +14,7 @@ import torch
 from genphys import io
 from genphys.config import load_config_file
 from genphys.errors import GenphysError
-from genphys.models.rbm import as_rbm
+from genphys.models.rbm import RBMBase
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -101,7 +101,8 @@ def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[tor
     return data.batch_transform(x, torch.Generator().manual_seed(args.seed)), split
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def _rbm_metrics(model: RBMBase, x: torch.Tensor, args: argparse.Namespace) -> dict[str, Any]:
+    """log Z (enumerated when a layer is small, else AIS), log-likelihood, PLL, reconstruction."""
     from genphys.evaluation import (
         ais_log_partition,
         average_log_likelihood,
@@ -110,20 +111,11 @@ def evaluate(args: argparse.Namespace) -> int:
         reconstruction_error,
     )
 
-    loaded, cfg = io.load_run(args.run_dir)
-    model = as_rbm(loaded)
-    x, split = _evaluation_data(args, cfg)
-    model.check_data(x, "evaluation data")
     n_small = min(model.n_visible, model.n_hidden) if model.binary_visible else model.n_hidden
     method = args.method
     if method == "auto":
         method = "exact" if n_small <= 20 else "ais"
-    metrics: dict[str, Any] = {
-        "run_dir": str(args.run_dir),
-        "data": split,
-        "n_examples": len(x),
-        "log_z_method": method,
-    }
+    metrics: dict[str, Any] = {"log_z_method": method}
     if method == "exact":
         log_z: Any = exact_log_partition(model)
         metrics["log_z"] = {"value": log_z, "stderr": 0.0}
@@ -138,6 +130,41 @@ def evaluate(args: argparse.Namespace) -> int:
         g = torch.Generator().manual_seed(args.seed)
         metrics["pseudo_log_likelihood"] = pseudo_log_likelihood(model, x, generator=g).to_dict()
     metrics["reconstruction_error"] = reconstruction_error(model, x).to_dict()
+    return metrics
+
+
+def _latent_metrics(model: Any, x: torch.Tensor, args: argparse.Namespace) -> dict[str, Any]:
+    """VAE: IWAE NLL (k samples), ELBO terms, active units; both: reconstruction error."""
+    from genphys.evaluation import (
+        active_units,
+        elbo_estimate,
+        iwae_nll,
+        latent_reconstruction_error,
+    )
+
+    metrics: dict[str, Any] = {}
+    if hasattr(model, "elbo_terms"):
+        g = torch.Generator().manual_seed(args.seed)
+        metrics["iwae_k"] = args.k
+        metrics["nll"] = iwae_nll(model, x, k=args.k, generator=g).to_dict()
+        for name, est in elbo_estimate(model, x, generator=g).items():
+            metrics[name] = est.to_dict()
+        metrics["active_units"] = active_units(model, x)[0]
+    metrics["reconstruction_error"] = latent_reconstruction_error(model, x).to_dict()
+    return metrics
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise GenphysError("--k must be >= 1")
+    model, cfg = io.load_run(args.run_dir)
+    x, split = _evaluation_data(args, cfg)
+    model.check_data(x, "evaluation data")  # type: ignore[operator]
+    metrics: dict[str, Any] = {"run_dir": str(args.run_dir), "data": split, "n_examples": len(x)}
+    if isinstance(model, RBMBase):
+        metrics.update(_rbm_metrics(model, x, args))
+    else:
+        metrics.update(_latent_metrics(model, x, args))
     io.atomic_write_json(Path(args.run_dir) / "evaluation.json", metrics)
     if args.json:
         print(json.dumps(metrics))
@@ -151,4 +178,22 @@ def evaluate(args: argparse.Namespace) -> int:
             else:
                 shown = str(value)
             print(f"{key:>24}: {shown}")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from genphys.data import DataConfig, prepare_data
+    from genphys.plotting_latent import PLOT_KINDS
+
+    model, cfg = io.load_run(args.run_dir)
+    if isinstance(model, RBMBase):
+        raise GenphysError(
+            "genphys plot draws latent-variable models (vae, ae); for an RBM use genphys sample"
+        )
+    data = prepare_data(DataConfig.from_dict(cfg["data"]))
+    x, labels = (data.val, data.labels_val) if len(data.val) else (data.train, data.labels_train)
+    x = data.batch_transform(x, torch.Generator().manual_seed(args.seed))
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
+    path = PLOT_KINDS[args.kind](model, x, labels, tuple(cfg["image_shape"]), out, args.seed)
+    print(f"wrote {path}")
     return 0

@@ -21,9 +21,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
 # flag -> (section, key): flags override the --config file, which overrides the defaults
 TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
-    "hidden": ("model", "n_hidden", int, "number of hidden units"),
+    "hidden": ("model", "n_hidden", int, "number of hidden units (rbm, grbm)"),
+    "latent_dim": ("model", "latent_dim", int, "latent size (vae, ae)"),
+    "widths": ("model", "hidden", _int_list, "MLP widths, e.g. 512,512 (vae, ae)"),
+    "architecture": ("model", "architecture", str, "mlp or conv (vae, ae)"),
+    "likelihood": ("model", "likelihood", str, "bernoulli or gaussian (vae)"),
+    "beta": ("model", "beta", float, "weight of the KL term (vae)"),
+    "loss": ("model", "loss", str, "mse or bce reconstruction loss (ae)"),
     "init_std": ("model", "init_std", float, "initial weight standard deviation"),
     "sigma": ("model", "sigma", float, "visible standard deviation (grbm)"),
     "k": ("objective", "k", int, "Gibbs sweeps per update (CD-k / PCD-k)"),
@@ -53,7 +68,7 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
 SWITCHES = {
     "pcd": ("objective", "persistent", True, "persistent chains (PCD)"),
     "cd": ("objective", "persistent", False, "chains restart at the data (CD)"),
-    "learn_sigma": ("model", "learn_sigma", True, "learn the visible std (grbm)"),
+    "learn_sigma": ("model", "learn_sigma", True, "learn the visible / output std (grbm, vae)"),
     "no_progress": ("trainer", "progress", False, "no progress bar"),
     "tensorboard": ("trainer", "tensorboard", True, "log to TensorBoard too"),
 }
@@ -71,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model; writes a run directory",
         description="Train a model family; every setting has a default.",
     )
-    train.add_argument("family", choices=["rbm", "grbm"], help="model family")
+    train.add_argument("family", choices=["rbm", "grbm", "vae", "ae"], help="model family")
     train.add_argument("--config", help="YAML or JSON file with model/objective/trainer/data")
     train.add_argument("--out", default=None, help="run directory (default runs/<family>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -87,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int, default=64, help="number of samples")
-    sample.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per chain")
+    sample.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per chain (RBMs)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--binary", action="store_true", help="save sampled units, not means")
     sample.add_argument("--out", help="output PNG (default RUN_DIR/samples.png)")
@@ -107,10 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--ais-chains", type=int, default=100)
     ev.add_argument("--ais-betas", type=int, default=10000)
+    ev.add_argument("--k", type=int, default=1000, help="importance samples of the IWAE bound")
     ev.add_argument("--data", help="evaluate on this data instead of the run's held-out split")
     ev.add_argument("--split", choices=["train", "test"], help="file split of --data")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    plot = sub.add_parser(
+        "plot",
+        help="figures of a trained latent-variable model",
+        description="Latent grid, label clusters, reconstructions, "
+        "interpolation or prior samples of a VAE / autoencoder.",
+    )
+    plot.add_argument("run_dir")
+    plot.add_argument(
+        "--kind",
+        required=True,
+        choices=["latent", "clusters", "reconstructions", "interpolation", "samples"],
+    )
+    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--out", help="output PNG (default RUN_DIR/<kind>.png)")
     return parser
 
 

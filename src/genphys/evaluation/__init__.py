@@ -1,5 +1,13 @@
 """Evaluation: partition functions, likelihoods and their proxies; Monte Carlo error analysis."""
 
+from genphys.evaluation.latent import (
+    active_units,
+    elbo_estimate,
+    iwae_log_likelihood,
+    iwae_nll,
+    kl_per_dimension,
+    latent_reconstruction_error,
+)
 from genphys.evaluation.likelihood import (
     AISResult,
     ais_log_partition,
@@ -26,14 +34,20 @@ from genphys.evaluation.stats import (
 __all__ = [
     "AISResult",
     "Estimate",
+    "active_units",
     "ais_log_partition",
     "ais_schedule",
     "autocorrelation",
     "average_log_likelihood",
     "binning_error",
     "conditional_log_probs",
+    "elbo_estimate",
     "exact_log_partition",
     "integrated_autocorrelation_time",
+    "iwae_log_likelihood",
+    "iwae_nll",
+    "kl_per_dimension",
+    "latent_reconstruction_error",
     "log_mean_exp_estimate",
     "mcmc_estimate",
     "mean_estimate",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from genphys.errors import GenphysError
 from genphys.models.rbm import as_rbm
-from genphys.rng import derive_seed
+from genphys.rng import derive_seed, make_generator
 from genphys.samplers.gibbs import GibbsSampler
 
 
@@ -18,7 +19,19 @@ def sample_model(
 
     RBMs: ``n`` independent Gibbs chains from uniform random starts, ``steps`` sweeps each;
     with ``mean`` the last sweep returns E[v | h] (smoother images) instead of a sample.
+    VAEs: decoded prior samples, E[x | z] with ``mean`` (``steps`` is unused).
     """
+    if hasattr(model, "sample"):
+        was_training = model.training
+        model.eval()
+        out = model.sample(n, make_generator(derive_seed(seed, 5)), mean=mean)  # type: ignore[operator]
+        model.train(was_training)
+        return out
+    if hasattr(model, "encode"):
+        raise GenphysError(
+            "an autoencoder has no prior to sample from; look at its "
+            "reconstructions instead (genphys plot RUN_DIR --kind reconstructions)"
+        )
     rbm = as_rbm(model)
     sampler = GibbsSampler()
     state = sampler.init_state(rbm, n, derive_seed(seed, 5))

@@ -15,7 +15,9 @@ from torch import Tensor, nn
 
 from genphys.config import Config as ConfigBase
 from genphys.config import check
+from genphys.errors import GenphysError
 from genphys.models.rbm import as_rbm
+from genphys.models.vae import VAE, Autoencoder
 from genphys.registry import register_objective
 from genphys.rng import derive_seed
 from genphys.samplers.gibbs import GibbsSampler, GibbsState
@@ -172,3 +174,32 @@ def build_objective(name: str, config: dict[str, Any] | None = None) -> Objectiv
 
     cls = lookup(OBJECTIVES, name, "objective")
     return cls(cls.Config.from_dict(config or {}))
+
+
+@register_objective("autoencoder")
+class AutoencoderObjective(Objective):
+    r"""Minimise the model's mean per-example loss: the negative beta-ELBO of a VAE,
+    :math:`-E_{q(z|x)}[\log p(x|z)] + \beta\,KL(q(z|x)\,\|\,p(z))` (one reparameterised
+    sample), or the reconstruction loss of an autoencoder. The model's forward (through DDP
+    when distributed) returns the loss and its terms; all are logged."""
+
+    def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
+        out = ctx.forward(batch)
+        loss = out["loss"].mean()
+        ctx.update("model", loss)
+        return {k: v.detach().mean() for k, v in out.items()}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, data: Tensor) -> dict[str, float]:
+        if not isinstance(model, (VAE, Autoencoder)):
+            raise GenphysError(
+                f"the autoencoder objective needs a VAE or autoencoder, got {type(model).__name__}"
+            )
+        g = torch.Generator(device=data.device).manual_seed(0)
+        sums: dict[str, float] = {}
+        for block in data.split(1024):
+            terms = model.elbo_terms(block, g) if isinstance(model, VAE) else model(block)
+            terms["recon_error"] = ((block - model.reconstruct(block)) ** 2).sum(-1)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.sum())
+        return {k: v / len(data) for k, v in sums.items()}

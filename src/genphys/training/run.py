@@ -13,6 +13,7 @@ The configuration is what ``config.json`` in the run directory holds, so
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,18 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "objective": {"name": "cd", "config": {"k": 1, "persistent": True}},
         "trainer": {"epochs": 100, "batch_size": 32, "lr": 0.05, "momentum": 0.5},
         "data": {"name": "digits", "binarize": "static"},
+    },
+    "vae": {
+        "model": {"name": "vae", "config": {"latent_dim": 8, "hidden": [512, 512]}},
+        "objective": {"name": "autoencoder"},
+        "trainer": {"epochs": 50, "batch_size": 128, "optimizer": "adam", "lr": 1e-3},
+        "data": {"name": "digits", "binarize": "dynamic"},
+    },
+    "ae": {
+        "model": {"name": "ae", "config": {"latent_dim": 2, "hidden": [512, 512]}},
+        "objective": {"name": "autoencoder"},
+        "trainer": {"epochs": 50, "batch_size": 128, "optimizer": "adam", "lr": 1e-3},
+        "data": {"name": "digits", "binarize": "none"},
     },
     "grbm": {
         "model": {"name": "grbm", "config": {"n_hidden": 128, "sigma": 0.5}},
@@ -77,11 +90,15 @@ def build_run(cfg: dict[str, Any], data: PreparedData) -> tuple[torch.nn.Module,
     cls = lookup(MODELS, spec["name"], "model")
     model_cfg = dict(spec.get("config", {}))
     n_features = int(data.train.shape[1])
-    if model_cfg.setdefault("n_visible", n_features) != n_features:
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    size_key = "n_visible" if "n_visible" in fields else "n_features"
+    if model_cfg.setdefault(size_key, n_features) != n_features:
         raise GenphysError(
-            f"model n_visible={model_cfg['n_visible']} but the data have "
+            f"model {size_key}={model_cfg[size_key]} but the data have "
             f"{n_features} features per example"
         )
+    if "image_shape" in fields and not model_cfg.get("image_shape"):
+        model_cfg["image_shape"] = list(data.image_shape)
     spec["config"] = cls.Config.from_dict(model_cfg).to_dict()
     model = cls(cls.Config.from_dict(spec["config"]))
     objective = build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
@@ -112,7 +129,7 @@ def train(
         io.atomic_write_json(Path(out) / io.CONFIG_FILE, cfg)  # type: ignore[arg-type]
     trainer.fit(data.train, data.val, resume=resume, batch_transform=data.batch_transform)
     if out is not None and trainer.is_main and trainer.epoch >= trainer_cfg.epochs:
-        write_figures(Path(out), model, cfg, trainer.history, trainer_cfg.seed)
+        write_figures(Path(out), model, cfg, trainer.history, trainer_cfg.seed, data)
     return trainer, data
 
 
@@ -122,13 +139,21 @@ def write_figures(
     cfg: dict[str, Any],
     history: list[dict[str, Any]],
     seed: int,
+    data: PreparedData,
 ) -> None:
-    """Samples and training curves of a finished run, as PNG files."""
+    """Samples (an autoencoder: reconstructions) and training curves, as PNG files."""
+    from genphys.models.vae import Autoencoder
     from genphys.plotting import plot_curves, save_image_grid
+    from genphys.plotting_latent import plot_reconstructions
     from genphys.samplers import sample_model
 
-    samples = sample_model(model, n=64, seed=seed)
-    save_image_grid(samples, tuple(cfg["image_shape"]), run_dir / "samples.png")
+    shape = tuple(cfg["image_shape"])
+    if isinstance(model, Autoencoder):  # no prior to sample from
+        held_out = data.val if len(data.val) else data.train
+        x = data.batch_transform(held_out[:16], torch.Generator().manual_seed(seed))
+        plot_reconstructions(model, x, shape, run_dir / "reconstructions.png")
+    else:
+        save_image_grid(sample_model(model, n=64, seed=seed), shape, run_dir / "samples.png")
     plot_curves(history, run_dir / "curves.png")
 
 
