@@ -48,20 +48,15 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _data(model: VAE | Autoencoder, x: Tensor | np.ndarray, what: str = "data") -> Tensor:
+def _data(model: VAE | Autoencoder, x: Tensor | np.ndarray, vae: bool = True) -> Tensor:
     """``x`` as a tensor of the model's dtype and device, checked by ``model.check_data``."""
-    if not isinstance(model, (VAE, Autoencoder)):
-        raise GenphysError(f"expected a VAE or Autoencoder, got {type(model).__name__}")
+    if not isinstance(model, VAE if vae else (VAE, Autoencoder)):
+        need = "a VAE" if vae else "a VAE or an Autoencoder"
+        raise GenphysError(f"this evaluation needs {need}, got {type(model).__name__}")
     p = next(model.parameters())
     x = torch.as_tensor(x).detach().to(device=p.device, dtype=p.dtype)
-    model.check_data(x, what)
+    model.check_data(x, "data")
     return x
-
-
-def _vae(model: VAE) -> VAE:
-    if not isinstance(model, VAE):
-        raise GenphysError(f"this evaluation needs a VAE, got {type(model).__name__}")
-    return model
 
 
 def _positive(value: int | None, name: str) -> None:
@@ -110,7 +105,6 @@ def iwae_log_likelihood(
     Returns:
         A float64 CPU tensor of shape (N,).
     """
-    model = _vae(model)
     _positive(k, "k (IWAE samples)")
     _positive(chunk, "chunk")
     _positive(batch_size, "batch_size")
@@ -173,7 +167,6 @@ def elbo_estimate(
     ``elbo`` = reconstruction - kl (an unbiased estimate of :math:`\mathcal L_1`; beta is not
     applied). ``generator`` defaults to a fresh one seeded with 0.
     """
-    model = _vae(model)
     _positive(batch_size, "batch_size")
     x = _data(model, data)
     if generator is None:
@@ -208,7 +201,6 @@ def active_units(
     Returns:
         (count, activities): the number of active units and a float64 tensor (latent_dim,).
     """
-    model = _vae(model)
     x = _data(model, data)
     if x.shape[0] < 2:
         raise GenphysError("the activity of latent units needs at least 2 examples")
@@ -224,7 +216,6 @@ def kl_per_dimension(model: VAE, data: Tensor | np.ndarray) -> Tensor:
     :math:`x_n`; the sum over :math:`u` is the mean KL term of the ELBO. Dimensions with
     :math:`KL_u \approx 0` have collapsed to the prior. Returns a float64 tensor (latent_dim,).
     """
-    model = _vae(model)
     mu, logvar = _posterior_params(model, _data(model, data))
     return (0.5 * (mu**2 + logvar.exp() - 1.0 - logvar)).mean(0)
 
@@ -239,7 +230,7 @@ def latent_reconstruction_error(
     averaged over examples, with the standard error of that mean.
     """
     _positive(batch_size, "batch_size")
-    x = _data(model, data)
+    x = _data(model, data, vae=False)
     with _evaluating(model):
         err = [((xb - model.reconstruct(xb)) ** 2).sum(-1) for xb in x.split(batch_size)]
     return mean_estimate(torch.cat(err).to(torch.float64))

@@ -205,9 +205,11 @@ class VAE(_LatentModel):
         return 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(-1)
 
     def log_likelihood(self, x: Tensor, out: Tensor) -> Tensor:
-        """log p(x | z) per example, from the decoder output ``out`` for that z."""
+        """log p(x | z) per example, from the decoder output ``out`` for that z (``out`` may
+        carry leading sample dimensions, (..., N, D), against x of shape (N, D))."""
         if self.config.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+            target = x.expand_as(out)
+            return -F.binary_cross_entropy_with_logits(out, target, reduction="none").sum(-1)
         inv = torch.exp(-self.log_sigma)
         norm = self.log_sigma.sum() + 0.5 * self.config.n_features * math.log(2 * math.pi)
         return -0.5 * (((x - out) * inv) ** 2).sum(-1) - norm
