@@ -36,10 +36,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-train", type=int, default=None, help="default 60000 (10000 with --quick)")
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument("--ais-betas", type=int, default=None, help="default 20000 (2000 --quick)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="fits per library; the 1st is 'cold', the fastest later one counts")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="fits per library; the 1st is 'cold', the fastest later one counts",
+    )
     p.add_argument("--sk-dtype", choices=["float32", "float64", "both"], default="both")
     p.add_argument("--profile", action="store_true", help="profile an extra genphys epoch")
+    p.add_argument(
+        "--reuse-hidden",
+        action="store_true",
+        help="genphys chains start from p(h|v) of the last gradient (sklearn's scheme)",
+    )
     p.add_argument("--only", choices=["genphys", "sklearn"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -94,8 +103,11 @@ def run_child(args: argparse.Namespace) -> None:
         threadpool_limits(limits=args.threads)
         pools = [f"{d['internal_api']}:{d['num_threads']}" for d in threadpool_info()]
     train = load_binarized(args.data_root, "train", args.n_train)
-    res: dict = {"n_train": len(train), "rss_after_load_mb": peak_rss_mb(),
-                 "threadpools": [*pools, f"torch:{torch.get_num_threads()}"]}
+    res: dict = {
+        "n_train": len(train),
+        "rss_after_load_mb": peak_rss_mb(),
+        "threadpools": [*pools, f"torch:{torch.get_num_threads()}"],
+    }
     if args.only == "genphys":
         from genphys.models import BernoulliRBM, RBMConfig
         from genphys.training import CDConfig, ContrastiveDivergence, Trainer, TrainerConfig
@@ -103,10 +115,24 @@ def run_child(args: argparse.Namespace) -> None:
         def make_trainer() -> Trainer:
             torch.manual_seed(0)
             model = BernoulliRBM(RBMConfig(n_visible=NV, n_hidden=NH, init_std=0.01))
-            obj = ContrastiveDivergence(CDConfig(k=1, persistent=True, init_visible_bias=False))
-            return Trainer(model, obj, TrainerConfig(epochs=1, batch_size=BATCH, lr=LR,
-                                                     optimizer="sgd", momentum=0.0,
-                                                     progress=False, seed=0))
+            obj = ContrastiveDivergence(
+                CDConfig(
+                    k=1, persistent=True, init_visible_bias=False, reuse_hidden=args.reuse_hidden
+                )
+            )
+            return Trainer(
+                model,
+                obj,
+                TrainerConfig(
+                    epochs=1,
+                    batch_size=BATCH,
+                    lr=LR,
+                    optimizer="sgd",
+                    momentum=0.0,
+                    progress=False,
+                    seed=0,
+                ),
+            )
 
         def fit() -> tuple:
             tr = make_trainer()
@@ -120,9 +146,11 @@ def run_child(args: argparse.Namespace) -> None:
         res["steps"] = math.ceil(len(x) / BATCH)
 
         def fit() -> tuple:
-            sk = SkRBM(n_components=NH, learning_rate=LR, batch_size=BATCH, n_iter=1,
-                       random_state=0)
+            sk = SkRBM(
+                n_components=NH, learning_rate=LR, batch_size=BATCH, n_iter=1, random_state=0
+            )
             return timed(sk.fit, x), sk.components_.T, sk.intercept_visible_, sk.intercept_hidden_
+
     runs = [fit() for _ in range(args.repeats)]
     res["rss_after_fit_mb"] = peak_rss_mb()
     times = [r[0] for r in runs]
@@ -130,8 +158,9 @@ def run_child(args: argparse.Namespace) -> None:
     res.update(fit_s_all=times, fit_s=min(times[1:] or times), cold_s=times[0], dtype=str(w.dtype))
     if args.only == "genphys":
         res["mm_gflops"] = matmul_gflops(torch.mm, *torch.randn(2, 2048, 2048))
-        res["small_mm_gflops"] = matmul_gflops(torch.mm, torch.randn(BATCH, NV),
-                                               torch.randn(NV, NH), reps=2000)  # one PCD GEMM
+        res["small_mm_gflops"] = matmul_gflops(
+            torch.mm, torch.randn(BATCH, NV), torch.randn(NV, NH), reps=2000
+        )  # one PCD GEMM
         if args.profile:  # one more epoch under torch.profiler
             from torch.profiler import ProfilerActivity, profile
 
@@ -152,10 +181,28 @@ def spawn(args: argparse.Namespace, which: str, tmp: str, dtype: str = "float32"
 
     out = str(Path(tmp) / f"{which}-{dtype}")
     env = dict(os.environ, **{k: str(args.threads) for k in THREAD_VARS})
-    cmd = [sys.executable, __file__, "--only", which, "--out", out, "--sk-dtype", dtype,
-           "--threads", str(args.threads), "--n-train", str(args.n_train),
-           "--data-root", args.data_root, "--repeats", str(args.repeats)]
-    subprocess.run(cmd + (["--profile"] if args.profile else []), env=env, check=True)
+    cmd = [
+        sys.executable,
+        __file__,
+        "--only",
+        which,
+        "--out",
+        out,
+        "--sk-dtype",
+        dtype,
+        "--threads",
+        str(args.threads),
+        "--n-train",
+        str(args.n_train),
+        "--data-root",
+        args.data_root,
+        "--repeats",
+        str(args.repeats),
+    ]
+    extra = (["--profile"] if args.profile else []) + (
+        ["--reuse-hidden"] if args.reuse_hidden else []
+    )
+    subprocess.run(cmd + extra, env=env, check=True)
     params = {k: v.astype(np.float64) for k, v in np.load(out + ".npz").items()}
     return {**json.loads(Path(out + ".json").read_text()), **params}
 
@@ -188,8 +235,10 @@ def gradient_check() -> float:
     sk.intercept_hidden_, sk.h_samples_ = rng.normal(size=7), rng.random((BATCH, 7)) < 0.5
     state = np.random.RandomState(0)
     v_neg = sk._sample_visibles(sk.h_samples_, copy.deepcopy(state))  # sklearn's negatives
+
     def params() -> list:
         return [sk.components_.T.copy(), sk.intercept_visible_.copy(), sk.intercept_hidden_.copy()]
+
     before, g = params(), genphys_rbm(*params())
     f = g(torch.from_numpy(np.concatenate([v_pos, v_neg.astype(np.float64)])))
     (f[:BATCH].mean() - f[BATCH:].mean()).backward()  # ContrastiveDivergence's loss
@@ -216,12 +265,17 @@ def evaluate(args: argparse.Namespace, fits: dict[str, dict]) -> dict[str, dict]
         pll[name] = sk.score_samples(x64)
         rbm = genphys_rbm(r["w"], r["bv"], r["bh"])
         t = time.perf_counter()
-        ais = ais_log_partition(rbm, n_chains=args.ais_chains, n_betas=args.ais_betas,
-                                data=train, seed=0)
+        ais = ais_log_partition(
+            rbm, n_chains=args.ais_chains, n_betas=args.ais_betas, data=train, seed=0
+        )
         ll = average_log_likelihood(rbm, test, ais)
-        out[name] = {"pll": (pll[name].mean(), pll[name].std(ddof=1) / math.sqrt(len(x64))),
-                     "ll": (ll.value, ll.stderr), "log_z": (ais.log_z.value, ais.log_z.stderr),
-                     "ess": ais.ess, "ais_s": time.perf_counter() - t}
+        out[name] = {
+            "pll": (pll[name].mean(), pll[name].std(ddof=1) / math.sqrt(len(x64))),
+            "ll": (ll.value, ll.stderr),
+            "log_z": (ais.log_z.value, ais.log_z.stderr),
+            "ess": ais.ess,
+            "ais_s": time.perf_counter() - t,
+        }
     d = pll["genphys"] - pll["sklearn"]  # paired: the same random unit per test image
     out["pll_diff"] = (d.mean(), d.std(ddof=1) / math.sqrt(len(d)))
     return out
@@ -243,10 +297,12 @@ def main() -> None:
     fits["sklearn"] = sk_runs[best]
     ev = evaluate(args, fits)
     g, s = fits["genphys"], fits["sklearn"]
-    # per PCD-1 step, in units of 2*B*nv*nh: p(v|h) of the chains (1; p(h|v) is reused from
-    # the gradient), p(h|v) of [data; chains] (2), the weight gradient (2), and the logged
-    # free-energy gap on every 10th step (2/10)
-    flops = (5 + 2 / 10) * 2 * BATCH * NV * NH * g["steps"]
+    # per PCD-1 step, in units of 2*B*nv*nh: p(h|v) of the chains (1; none with
+    # --reuse-hidden, which takes it from the last gradient), p(v|h) of the chains (1),
+    # p(h|v) of [data; chains] (2), the weight gradient (2), the logged free-energy gap on
+    # every 10th step (2/10)
+    units = (5 if args.reuse_hidden else 6) + 2 / 10
+    flops = units * 2 * BATCH * NV * NH * g["steps"]
     frac = flops / g["fit_s"] / 1e9 / g["mm_gflops"]
     speedup = s["fit_s"] / g["fit_s"]
     rss = {k: max(r["rss_after_fit_mb"].values()) for k, r in fits.items()}
@@ -258,24 +314,37 @@ def main() -> None:
         f"binarized Fashion-MNIST images, {args.threads} threads ===",
         f"thread pools (genphys child): {g['threadpools']}; load average before/after "
         f"{load0[0]:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
-        *(f"sklearn {dt}: fits {', '.join(f'{t:.2f}' for t in r['fit_s_all'])} s"
-          + ("  <- faster, used below" if dt == best else "") for dt, r in sk_runs.items()),
+        *(
+            f"sklearn {dt}: fits {', '.join(f'{t:.2f}' for t in r['fit_s_all'])} s"
+            + ("  <- faster, used below" if dt == best else "")
+            for dt, r in sk_runs.items()
+        ),
         f"genphys: fits {', '.join(f'{t:.2f}' for t in g['fit_s_all'])} s "
         f"(epoch loop of the last {g['epoch_loop_s']:.2f} s)",
         row("", "genphys", "sklearn"),
         row("dtype (training), PCD updates", *(f"{r['dtype']}, {r['steps']}" for r in (g, s))),
-        row("s / epoch: best later fit (cold)", *(f"{r['fit_s']:.2f} ({r['cold_s']:.2f})"
-                                                   for r in (g, s))),
-        *(row(label, f"{ge[k][0]:.2f} ± {ge[k][1]:.2f}", f"{se[k][0]:.2f} ± {se[k][1]:.2f}")
-          for k, label in (("pll", "held-out PLL (sklearn scorer)"),
-                           ("ll", "held-out AIS log-likelihood"), ("log_z", "AIS log Z"))),
+        row(
+            "s / epoch: best later fit (cold)",
+            *(f"{r['fit_s']:.2f} ({r['cold_s']:.2f})" for r in (g, s)),
+        ),
+        *(
+            row(label, f"{ge[k][0]:.2f} ± {ge[k][1]:.2f}", f"{se[k][0]:.2f} ± {se[k][1]:.2f}")
+            for k, label in (
+                ("pll", "held-out PLL (sklearn scorer)"),
+                ("ll", "held-out AIS log-likelihood"),
+                ("log_z", "AIS log Z"),
+            )
+        ),
         row("AIS ESS / chains", *(f"{e['ess']:.1f} / {args.ais_chains}" for e in (ge, se))),
-        row("2048^3 matmul GFLOP/s (median)", f"{g['mm_gflops']:.0f} (torch f32)",
-            f"{s['mm_gflops']:.0f} (numpy {s['dtype']})"),
+        row(
+            "2048^3 matmul GFLOP/s (median)",
+            f"{g['mm_gflops']:.0f} (torch f32)",
+            f"{s['mm_gflops']:.0f} (numpy {s['dtype']})",
+        ),
         row("peak RSS MB: after load / fits", *(f"{load[k]:.0f} / {rss[k]:.0f}" for k in fits)),
         f"\nspeed ratio sklearn/genphys (best later fits): {speedup:.2f}x "
         f"(cold: {s['cold_s'] / g['cold_s']:.2f}x)",
-        f"genphys FLOPs/epoch: 5.2 x 2*B*nv*nh x {g['steps']} steps = {flops / 1e9:.1f} GFLOP "
+        f"genphys FLOPs/epoch: {units} x 2*B*nv*nh x {g['steps']} steps = {flops / 1e9:.1f} GFLOP "
         f"-> {flops / g['fit_s'] / 1e9:.1f} GFLOP/s = {100 * frac:.1f}% of the 2048^3 matmul; "
         f"a lone {BATCH}x{NV} @ {NV}x{NH} matmul runs at {g['small_mm_gflops']:.0f} GFLOP/s",
         f"paired PLL difference genphys - sklearn (same random unit per image): "
@@ -288,8 +357,13 @@ def main() -> None:
     ]
     checks = [
         (speedup >= 3, f"genphys >= 3x faster per epoch ({speedup:.2f}x)"),
-        *((ge[k][0] >= se[k][0], f"held-out {what} >= sklearn's ({ge[k][0]:.2f} vs "
-           f"{se[k][0]:.2f})") for k, what in (("pll", "PLL"), ("ll", "AIS log-likelihood"))),
+        *(
+            (
+                ge[k][0] >= se[k][0],
+                f"held-out {what} >= sklearn's ({ge[k][0]:.2f} vs {se[k][0]:.2f})",
+            )
+            for k, what in (("pll", "PLL"), ("ll", "AIS log-likelihood"))
+        ),
         (frac >= 0.6, f">= 60% of measured matmul throughput ({100 * frac:.1f}%)"),
         (rss["genphys"] < 1536, f"genphys peak RSS < 1.5 GB ({rss['genphys']:.0f} MB)"),
     ]

@@ -48,9 +48,14 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return io.load_tensors(run / io.MODEL_FILE)
 
 
-@pytest.mark.parametrize("sampler", ["gibbs", "tempering"])
+@pytest.mark.parametrize("sampler", ["gibbs", "gibbs-reuse", "tempering"])
 def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, sampler: str) -> None:
-    base = {**CFG, "objective": {"config": {"sampler": sampler, "temperatures": 4}}}
+    chains = {
+        "sampler": sampler.removesuffix("-reuse"),
+        "temperatures": 4,
+        "reuse_hidden": sampler.endswith("-reuse"),
+    }  # cached p(h|v) is state too
+    base = {**CFG, "objective": {"config": chains}}
     cfg = resolve_config("rbm", base)
     full, _ = train(cfg, out=tmp_path / "full")
     stopped = resolve_config("rbm", {**base, "trainer": {**CFG["trainer"], "max_steps": 70}})

@@ -71,7 +71,9 @@ class CDConfig(ConfigBase):
             (Desjardins et al. 2010) with ``temperatures`` evenly spaced inverse temperatures.
         reuse_hidden: persistent Gibbs chains start their next sweep from p(h|v) computed
             with the gradient, before the update (as scikit-learn does): one matrix product
-            fewer per step. False recomputes it with the updated weights (Tieleman 2008).
+            fewer per step (about 10% faster) but measurably worse models (held-out AIS
+            log-likelihood 2-5 nats lower on digits, 9 on Fashion-MNIST in our runs). The
+            default recomputes it with the updated weights (Tieleman 2008).
     """
 
     k: int = 1
@@ -80,7 +82,7 @@ class CDConfig(ConfigBase):
     init_visible_bias: bool = True
     sampler: Literal["gibbs", "tempering"] = "gibbs"
     temperatures: int = 10
-    reuse_hidden: bool = True
+    reuse_hidden: bool = False
 
     def __post_init__(self) -> None:
         check(self.k >= 1, f"k must be >= 1, got {self.k}")
