@@ -240,3 +240,54 @@ def test_gaussian_rbm_end_to_end(tmp_path: Path, cli) -> None:
     metrics = json.loads(stdout)
     assert metrics["log_z_method"] == "exact" and "pseudo_log_likelihood" not in metrics
     assert np.isfinite(metrics["log_likelihood"]["value"])
+
+
+def test_max_steps_is_for_one_invocation_and_resume_checks_everything(tmp_path: Path, cli) -> None:
+    out = tmp_path / "r"
+    assert cli("train", "rbm", *QUICK, "--max-steps", "30", "--out", out)[0] == 0
+    assert not (out / io.MODEL_FILE).exists()  # stopped early: no final weights yet
+    assert json.loads((out / "config.json").read_text())["trainer"]["max_steps"] is None
+    for flag in (["--seed", "9"], ["--val-fraction", "0.5"], ["--optimizer", "adam"]):
+        code, _, err = cli("train", "rbm", "--resume", *flag, "--out", out)
+        assert "cannot change" in _one_line_error(code, err)
+    code, _, err = cli("train", "vae", "--resume", "--out", out)
+    assert "'rbm' run" in _one_line_error(code, err)
+    with open(out / io.METRICS_FILE, "a") as fh:
+        fh.write('{"torn": ')  # a crash mid-append
+    code, stdout, err = cli("train", "rbm", "--resume", "--no-progress", "--out", out)
+    assert code == 0, err
+    assert "finished at epoch 2, step 100" in stdout  # ran to the end, not one step
+    assert len((out / io.METRICS_FILE).read_text().splitlines()) == 2
+
+
+def test_more_bad_input(tmp_path: Path, cli) -> None:
+    x = np.zeros((400, 6))
+    x[:4] = 0.5  # a few non-binary rows deep in the set
+    path = _npz(tmp_path / "mostly.npz", x)
+    code, _, err = cli(
+        "train",
+        "rbm",
+        "--data",
+        path,
+        "--binarize",
+        "none",
+        *QUICK,
+        "--batch-size",
+        "8",
+        "--out",
+        tmp_path / "a",
+    )
+    assert "not binary" in _one_line_error(code, err)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  config:\n    hidden: abc\n")
+    _one_line_error(*_drop_out(cli("train", "vae", "--config", cfg, "--out", tmp_path / "b")))
+    cfg.write_text("objective: null\n")
+    _one_line_error(*_drop_out(cli("train", "rbm", "--config", cfg, "--out", tmp_path / "b")))
+    code, _, err = cli("train", "vae", "--learn-sigma", "--out", tmp_path / "b")
+    assert "Gaussian" in _one_line_error(code, err)
+    code, _, err = cli("train", "vae", "--loss", "bce", "--out", tmp_path / "b")
+    assert "loss" in _one_line_error(code, err)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _one_line_error(*_drop_out(cli("train", "rbm", *QUICK, "--out", blocker / "run")))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -35,8 +35,14 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise GenphysError(f"{name} must be a list, got {value!r}")
+        inner = [a for a in args if a is not Ellipsis]
+        return tuple(
+            _coerce(v, inner[0] if len(inner) == 1 else inner[i], f"{name}[{i}]")
+            for i, v in enumerate(value)
+        )
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         if not (hint is float and isinstance(value, int)):
             raise GenphysError(f"{name} must be {hint.__name__}, got {value!r}")
@@ -64,12 +70,6 @@ class Config:
         hints = typing.get_type_hints(cls)
         kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
         return cls(**kwargs)
-
-    def replace(self: C, **changes: Any) -> C:
-        return type(self).from_dict({**self.to_dict(), **changes})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 def check(condition: bool, message: str) -> None:

@@ -46,13 +46,13 @@ def train(args: argparse.Namespace) -> int:
             raise GenphysError("--resume reads the run's own config.json; drop --config")
         if not out.is_dir():
             raise GenphysError(f"cannot resume: run directory {out} does not exist")
-        cfg = load_resume_config(out, flags)
+        cfg = load_resume_config(out, flags, args.family)
     else:
         user = load_config_file(args.config) if args.config else {}
         cfg = resolve_config(args.family, merge(user, flags))
     trainer, _ = train_run(cfg, out=out, resume=args.resume)
     finished = trainer.epoch >= trainer.config.epochs
-    interrupted = not finished and trainer.config.max_steps is None  # Ctrl-C
+    interrupted = trainer.stop_reason == "interrupted"  # Ctrl-C
     if trainer.is_main:
         last = trainer.history[-1] if trainer.history else {}
         shown = ", ".join(
@@ -99,6 +99,15 @@ def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[tor
     else:
         x, split = (data.val, "validation") if len(data.val) else (data.train, "training")
     return data.batch_transform(x, torch.Generator().manual_seed(args.seed)), split
+
+
+def _strict_json(obj: Any) -> Any:
+    """Non-finite floats (an error bar from one sample) become null: strict JSON for scripts."""
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _rbm_metrics(model: RBMBase, x: torch.Tensor, args: argparse.Namespace) -> dict[str, Any]:
@@ -165,16 +174,15 @@ def evaluate(args: argparse.Namespace) -> int:
         metrics.update(_rbm_metrics(model, x, args))
     else:
         metrics.update(_latent_metrics(model, x, args))
+    metrics = _strict_json(metrics)
     io.atomic_write_json(Path(args.run_dir) / "evaluation.json", metrics)
     if args.json:
         print(json.dumps(metrics))
     else:
         for key, value in metrics.items():
             if isinstance(value, dict):
-                err = value.get("stderr", 0.0)
-                shown = f"{value['value']:.4f}" + (
-                    f" ± {err:.4f}" if err and math.isfinite(err) else ""
-                )
+                v, err = value.get("value"), value.get("stderr")
+                shown = "n/a" if v is None else f"{v:.4f}" + (f" ± {err:.4f}" if err else "")
             else:
                 shown = str(value)
             print(f"{key:>24}: {shown}")
@@ -190,6 +198,8 @@ def plot(args: argparse.Namespace) -> int:
         raise GenphysError(
             "genphys plot draws latent-variable models (vae, ae); for an RBM use genphys sample"
         )
+    if "data" not in cfg or "image_shape" not in cfg:
+        raise GenphysError(f"{args.run_dir}/config.json lacks its data section or image shape")
     data = prepare_data(DataConfig.from_dict(cfg["data"]))
     x, labels = (data.val, data.labels_val) if len(data.val) else (data.train, data.labels_train)
     x = data.batch_transform(x, torch.Generator().manual_seed(args.seed))

@@ -62,6 +62,7 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "data": ("data", "name", str, "mnist, fashion-mnist, digits or a .npy/.npz file"),
     "split": ("data", "split", str, "which file split to read: train or test"),
     "binarize": ("data", "binarize", str, "none, static or dynamic"),
+    "scale": ("data", "scale", str, "unit ([0, 1]), symmetric ([-1, 1]) or none (as stored)"),
     "val_fraction": ("data", "val_fraction", float, "held-out fraction"),
     "limit": ("data", "limit", int, "use at most N examples"),
 }
@@ -153,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(commands, args.command)(args) or 0)
     except GenphysError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable --out, a full disk: the user's environment
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -72,7 +72,7 @@ class ConvEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.view(-1, *self.image_shape))
+        return self.net(x.reshape(-1, *self.image_shape))
 
 
 class ConvDecoder(nn.Module):
@@ -130,8 +130,4 @@ def encoder_decoder(
     )
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-__all__ = ["ConvDecoder", "ConvEncoder", "count_parameters", "encoder_decoder", "mlp"]
+__all__ = ["ConvDecoder", "ConvEncoder", "encoder_decoder", "mlp"]

@@ -29,8 +29,8 @@ from genphys.registry import register_model
 
 
 @dataclasses.dataclass
-class AutoencoderConfig(Config):
-    """Shared architecture settings.
+class LatentConfig(Config):
+    """Architecture settings shared by autoencoders and VAEs.
 
     Args:
         n_features: size of one flattened example (C*H*W).
@@ -40,7 +40,6 @@ class AutoencoderConfig(Config):
         hidden: MLP widths of the encoder (the course's VAE: 512, 512).
         channels, dense: conv channels and dense width (the Keras example: 32, 64 and 16).
         activation: relu, tanh, silu or leaky_relu.
-        loss: autoencoder reconstruction loss, "mse" or "bce" (data in [0, 1]).
     """
 
     n_features: int = 784
@@ -51,7 +50,6 @@ class AutoencoderConfig(Config):
     channels: tuple[int, int] = (32, 64)
     dense: int = 16
     activation: str = "relu"
-    loss: Literal["mse", "bce"] = "mse"
 
     def __post_init__(self) -> None:
         check(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
@@ -62,7 +60,14 @@ class AutoencoderConfig(Config):
 
 
 @dataclasses.dataclass
-class VAEConfig(AutoencoderConfig):
+class AutoencoderConfig(LatentConfig):
+    """An autoencoder: ``loss`` is the reconstruction loss, "mse" or "bce" (data in [0, 1])."""
+
+    loss: Literal["mse", "bce"] = "mse"
+
+
+@dataclasses.dataclass
+class VAEConfig(LatentConfig):
     """A VAE: ``likelihood`` of p(x|z), its Gaussian std ``sigma`` (fixed or learned), ``beta``."""
 
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
@@ -74,14 +79,18 @@ class VAEConfig(AutoencoderConfig):
         super().__post_init__()
         check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
         check(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        check(
+            not (self.learn_sigma and self.likelihood == "bernoulli"),
+            "learn_sigma needs the Gaussian likelihood (a Bernoulli p(x|z) has no std)",
+        )
 
 
 class _LatentModel(nn.Module):
     """Encoder/decoder pair on flattened data, and the data checks they need."""
 
-    Config: type[AutoencoderConfig] = AutoencoderConfig
+    Config: type[LatentConfig] = LatentConfig
 
-    def __init__(self, config: AutoencoderConfig, encoder_out: int) -> None:
+    def __init__(self, config: LatentConfig, encoder_out: int) -> None:
         super().__init__()
         self.config = config
         self.encoder, self.decoder = encoder_decoder(
@@ -138,6 +147,9 @@ class _LatentModel(nn.Module):
 @register_model("ae")
 class Autoencoder(_LatentModel):
     """Deterministic autoencoder z = f(x), x_hat = g(z), with MSE or BCE reconstruction loss."""
+
+    Config = AutoencoderConfig
+    config: AutoencoderConfig
 
     def __init__(self, config: AutoencoderConfig | None = None, **kwargs: object) -> None:
         config = config if config is not None else AutoencoderConfig(**kwargs)  # type: ignore[arg-type]

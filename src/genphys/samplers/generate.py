@@ -24,7 +24,9 @@ def sample_model(
     if hasattr(model, "sample"):
         was_training = model.training
         model.eval()
-        out = model.sample(n, make_generator(derive_seed(seed, 5)), mean=mean)  # type: ignore[operator]
+        device = next(model.parameters()).device
+        generator = make_generator(derive_seed(seed, 5), device)
+        out = model.sample(n, generator, mean=mean)  # type: ignore[operator]
         model.train(was_training)
         return out
     if hasattr(model, "encode"):

@@ -1,7 +1,9 @@
 """Block Gibbs sampling for RBMs, with explicit state (after NetKet's sampler/state split).
 
 ``state = sampler.init_state(model, n_chains, seed)`` then
-``v, state = sampler.sample(model, state, n_steps)``. The state holds the chains, the
+``v, state = sampler.sample(model, state, n_steps)`` (the state object is advanced in place
+and returned, as chains are large; copy it with ``state_dict`` to keep a snapshot). It holds
+the chains, the
 ``torch.Generator`` that drives them and counters; it round-trips through
 ``state_dict``/``from_state_dict`` so persistent chains survive checkpoints.
 

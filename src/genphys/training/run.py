@@ -74,11 +74,16 @@ def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
         raise GenphysError(
             f"unknown configuration section(s) {unknown}; expected model, objective, trainer, data"
         )
+    for key in ("model", "objective", "trainer", "data"):
+        if key in user and not isinstance(user[key], dict):
+            raise GenphysError(f"configuration section {key!r} must be a mapping")
     cfg = merge(FAMILIES[family], {k: v for k, v in user.items() if k != "family"})
     cfg["family"] = family
-    TrainerConfig.from_dict(cfg["trainer"])
-    DataConfig.from_dict(cfg["data"])
-    build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
+    # store every setting explicitly, so a resumed run can be checked against all of them
+    cfg["trainer"] = TrainerConfig.from_dict(cfg["trainer"]).to_dict()
+    cfg["data"] = DataConfig.from_dict(cfg["data"]).to_dict()
+    objective = build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
+    cfg["objective"]["config"] = objective.config.to_dict()
     return cfg
 
 
@@ -124,10 +129,17 @@ def train(
     torch.manual_seed(trainer_cfg.seed)
     model, objective = build_run(cfg, data)
     cfg["genphys_version"] = genphys.__version__
+    cfg["trainer"]["max_steps"] = None  # a limit for this invocation only, not for resumes
     trainer = Trainer(model, objective, trainer_cfg, run_dir=out, run_config=cfg)
     if resume and trainer.is_main:
         io.atomic_write_json(Path(out) / io.CONFIG_FILE, cfg)  # type: ignore[arg-type]
-    trainer.fit(data.train, data.val, resume=resume, batch_transform=data.batch_transform)
+    dynamic = data.config.binarize == "dynamic"  # otherwise the whole set is checked as is
+    trainer.fit(
+        data.train,
+        data.val,
+        resume=resume,
+        batch_transform=data.batch_transform if dynamic else None,
+    )
     if out is not None and trainer.is_main and trainer.epoch >= trainer_cfg.epochs:
         write_figures(Path(out), model, cfg, trainer.history, trainer_cfg.seed, data)
     return trainer, data
@@ -176,12 +188,16 @@ RESUMABLE = {
 }
 
 
-def load_resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:
+def load_resume_config(
+    run_dir: str | Path, overrides: dict[str, Any], family: str | None = None
+) -> dict[str, Any]:
     """The stored configuration of a run with ``overrides`` (nested like the config) applied.
 
-    Only :data:`RESUMABLE` settings may differ from the stored ones.
+    Only :data:`RESUMABLE` settings may differ from the stored ones, and the family must match.
     """
     cfg = io.read_run_config(run_dir)
+    if family is not None and cfg.get("family") != family:
+        raise GenphysError(f"{run_dir} is a {cfg.get('family')!r} run, not {family!r}")
     stored = _dotted(cfg)
     for key, value in _dotted(overrides).items():
         if key not in RESUMABLE and stored.get(key, value) != value:

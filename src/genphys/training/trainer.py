@@ -7,6 +7,7 @@ an :class:`~genphys.training.objectives.Objective`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -67,10 +68,17 @@ class StepContext:
     def update(self, group: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included)."""
         t = self._trainer
-        if not bool(torch.isfinite(loss)):
-            raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
         t.optimizers[group].zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP the gradients are now averaged: every rank sees a NaN
+        grads = [
+            p.grad
+            for g in t.optimizers[group].param_groups
+            for p in g["params"]
+            if p.grad is not None
+        ]
+        sums = torch.stack([loss.detach().reshape(()), *(g.sum() for g in grads)])
+        if not bool(torch.isfinite(sums).all()):
+            raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
         self._clip_and_step(group)
 
     def _clip_and_step(self, group: str) -> None:
@@ -120,6 +128,8 @@ class Trainer:
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
         self._stop_requested = False
+        #: why training stopped before its last epoch: "interrupted", "max_steps" or None
+        self.stop_reason: str | None = None
         self._checkpoint_step = -1
         self._sums: dict[str, Tensor] = {}
         self._writer: Any = None
@@ -131,6 +141,7 @@ class Trainer:
     def request_stop(self) -> None:
         """Finish the current step, checkpoint and return (what Ctrl-C does)."""
         self._stop_requested = True
+        self.stop_reason = "interrupted"
 
     # ---------------------------------------------------------------- set-up
     def _setup(self, train: Tensor, batch_transform: BatchTransform | None) -> None:
@@ -167,7 +178,8 @@ class Trainer:
         except (RuntimeError, ValueError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise GenphysError(f"the model cannot process the data: {first}") from None
-        if isinstance(out, Tensor) and not bool(torch.isfinite(out).all()):
+        outputs = out.values() if isinstance(out, dict) else [out]
+        if not all(bool(torch.isfinite(t).all()) for t in outputs if isinstance(t, Tensor)):
             raise GenphysError("the model gives non-finite outputs on the first batch")
 
     # --------------------------------------------------------------- training
@@ -189,7 +201,7 @@ class Trainer:
         self._setup(train, batch_transform)
         if resume:
             self._load_latest()
-        elif self.is_main and self.run_dir is not None:
+        elif self.run_dir is not None:
             self._start_run_dir()
         train = train.to(self.device)
         val = val.to(self.device) if val is not None and len(val) else None
@@ -275,12 +287,15 @@ class Trainer:
         max_steps = self.config.max_steps
         if max_steps is not None and self.global_step >= max_steps:
             self._stop_requested = True
+            self.stop_reason = self.stop_reason or "max_steps"
         elif self.world_size > 1:
             if not sync and self.global_step % 10:
                 return False
             flag = torch.tensor([float(self._stop_requested)], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             self._stop_requested = bool(flag.item())
+            if self._stop_requested:
+                self.stop_reason = self.stop_reason or "interrupted"
         return self._stop_requested
 
     def _end_epoch(self, val: Tensor | None) -> dict[str, Any]:
@@ -323,6 +338,8 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
     def _rank_state(self) -> dict[str, Tensor]:
         state = {"trainer_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":  # e.g. a VAE's reparameterisation noise
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         state.update({f"sums.{k}": v for k, v in self._sums.items()})
         state.update({f"objective.{k}": v for k, v in self.objective.state_dict().items()})
         return state
@@ -370,6 +387,8 @@ class Trainer:
             mine = state["ranks"][self.rank]
             self.generator.set_state(mine["trainer_rng"])
             torch.set_rng_state(mine["torch_rng"])
+            if "cuda_rng" in mine:
+                torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
             self.objective.load_state_dict(
                 {
                     k.removeprefix("objective."): v
@@ -388,18 +407,25 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
         metrics_file = self.run_dir / io.METRICS_FILE
-        if metrics_file.is_file():
-            lines = metrics_file.read_text().splitlines()
-            self.history = [json.loads(x) for x in lines if x.strip()][: self.epoch]
-            if self.is_main:  # drop epochs logged after the checkpoint
+        if metrics_file.is_file():  # keep the epochs up to the checkpoint (a torn line: gone)
+            lines = [x for x in metrics_file.read_text().splitlines() if x.strip()]
+            self.history = []
+            for line in lines[: self.epoch]:
+                with contextlib.suppress(ValueError):
+                    self.history.append(json.loads(line))
+            if self.is_main:
                 io.atomic_write_text(
                     metrics_file, "".join(json.dumps(m) + "\n" for m in self.history)
                 )
+        if self.is_main:  # the run goes on: its old final weights would be stale
+            (self.run_dir / io.MODEL_FILE).unlink(missing_ok=True)
 
     def _start_run_dir(self) -> None:
         assert self.run_dir is not None
         if io.checkpoint_dirs(self.run_dir) or (self.run_dir / io.MODEL_FILE).exists():
             raise GenphysError(f"{self.run_dir} already holds a run; use --resume or a new --out")
+        if not self.is_main:  # every process checked; one writes
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / io.METRICS_FILE).unlink(missing_ok=True)
         if self.run_config is not None:
@@ -445,7 +471,7 @@ def _install_sigint(trainer: Trainer) -> bool:
     def handler(signum: int, frame: Any) -> None:
         if trainer._stop_requested:
             raise KeyboardInterrupt
-        trainer._stop_requested = True
+        trainer.request_stop()
 
     signal.signal(signal.SIGINT, handler)
     return True
