@@ -3,8 +3,7 @@
 ``state = sampler.init_state(model, n_chains, seed)`` then
 ``v, state = sampler.sample(model, state, n_steps)`` (the state object is advanced in place
 and returned, as chains are large; copy it with ``state_dict`` to keep a snapshot). It holds
-the chains, the
-``torch.Generator`` that drives them and counters; it round-trips through
+the chains, the ``torch.Generator`` that drives them and counters; it round-trips through
 ``state_dict``/``from_state_dict`` so persistent chains survive checkpoints.
 
 ``state.hidden`` may hold p(h = 1 | v) of the chains, computed elsewhere (the CD objective gets
