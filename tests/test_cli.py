@@ -291,3 +291,13 @@ def test_more_bad_input(tmp_path: Path, cli) -> None:
     blocker.write_text("")
     _one_line_error(*_drop_out(cli("train", "rbm", *QUICK, "--out", blocker / "run")))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_tensorboard_without_the_package_fails_before_training(tmp_path: Path, cli) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
+    code, _, err = cli("train", "rbm", *QUICK, "--tensorboard", "--out", tmp_path / "tb")
+    assert "pip install tensorboard" in _one_line_error(code, err)
+    assert not (tmp_path / "tb").exists()

@@ -7,8 +7,6 @@ an :class:`~genphys.training.objectives.Objective`.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import signal
 import time
 from collections.abc import Callable
@@ -31,6 +29,7 @@ from genphys.training.distributed import (
 )
 from genphys.training.objectives import Objective
 from genphys.training.options import TrainerConfig, make_optimizer, make_scheduler
+from genphys.training.reporting import MetricsLog, progress_bar
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -132,7 +131,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self._checkpoint_step = -1
         self._sums: dict[str, Tensor] = {}
-        self._writer: Any = None
+        self._log = MetricsLog(self.run_dir if self.is_main else None, self.config.tensorboard)
 
     @property
     def is_main(self) -> bool:
@@ -228,8 +227,7 @@ class Trainer:
         finally:
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
-            if self._writer is not None:
-                self._writer.close()
+            self._log.close()
         return self.history
 
     def _batches(self, n: int) -> Tensor:
@@ -246,7 +244,10 @@ class Trainer:
         batches = self._batches(len(train)).to(self.device)
         ctx = StepContext(self)
         sums = self._sums  # (sum, count) of each step metric this epoch (restored on resume)
-        bar = self._progress(len(batches))
+        bar = None
+        if self.config.progress and self.is_main:
+            desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
+            bar = progress_bar(len(batches), self.batch_in_epoch, desc)
         start = time.perf_counter()
         every = self.config.metrics_every
         try:
@@ -321,10 +322,7 @@ class Trainer:
         if bad:
             raise TrainingDiverged(self._diverged_message(f"parameters {bad} became non-finite"))
         self.history.append(metrics)
-        if self.is_main and self.run_dir is not None:
-            with open(self.run_dir / io.METRICS_FILE, "a") as fh:
-                fh.write(json.dumps(metrics) + "\n")
-            self._tensorboard(metrics)
+        self._log.write(metrics)
         if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
             self._checkpoint()
         return metrics
@@ -406,17 +404,8 @@ class Trainer:
             self.global_step = int(state["global_step"])
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
-        metrics_file = self.run_dir / io.METRICS_FILE
-        if metrics_file.is_file():  # keep the epochs up to the checkpoint (a torn line: gone)
-            lines = [x for x in metrics_file.read_text().splitlines() if x.strip()]
-            self.history = []
-            for line in lines[: self.epoch]:
-                with contextlib.suppress(ValueError):
-                    self.history.append(json.loads(line))
-            if self.is_main:
-                io.atomic_write_text(
-                    metrics_file, "".join(json.dumps(m) + "\n" for m in self.history)
-                )
+        self.history = MetricsLog.read(self.run_dir, self.epoch)  # up to the checkpoint
+        self._log.rewrite(self.history)
         if self.is_main:  # the run goes on: its old final weights would be stale
             (self.run_dir / io.MODEL_FILE).unlink(missing_ok=True)
 
@@ -432,32 +421,6 @@ class Trainer:
             io.atomic_write_json(self.run_dir / io.CONFIG_FILE, self.run_config)
 
     # ------------------------------------------------------------------ output
-    def _progress(self, total: int) -> Any:
-        if not (self.config.progress and self.is_main):
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=total,
-            initial=self.batch_in_epoch,
-            leave=False,
-            dynamic_ncols=True,
-            disable=None,  # no bar when stderr is not a terminal (logs, CI)
-            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-        )
-
-    def _tensorboard(self, metrics: dict[str, Any]) -> None:
-        if not self.config.tensorboard or self.run_dir is None:
-            return
-        if self._writer is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise GenphysError("tensorboard logging needs: pip install tensorboard") from None
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and k not in ("epoch", "step"):
-                self._writer.add_scalar(k, v, metrics["epoch"])
 
 
 # ---------------------------------------------------------------------- helpers
