@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_errors import code_and_err, one_line_error
 from genphys import io
 
 QUICK = ["--hidden", "12", "--epochs", "2", "--no-progress"]
@@ -84,14 +85,6 @@ def _npz(path: Path, x: np.ndarray) -> Path:
     return path
 
 
-def _one_line_error(code: int, err: str) -> str:
-    lines = [x for x in err.strip().splitlines() if x.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 BAD_DATA = {
     "wrong_ndim": (np.zeros((4, 2, 3, 4, 5)), "dimension|ndim|shape"),
     "non_binary": (np.full((50, 6), 0.5), "not binary"),
@@ -108,19 +101,19 @@ def test_bad_data_through_the_cli(case: str, tmp_path: Path, cli) -> None:
     code, _, err = cli("train", "rbm", "--data", path, "--binarize", "none", *QUICK, "--out", out)
     import re
 
-    assert re.search(pattern, _one_line_error(code, err))
+    assert re.search(pattern, one_line_error(code, err))
     assert not out.exists()  # nothing half-written
 
 
 def test_missing_and_corrupt_data_files(tmp_path: Path, cli, monkeypatch) -> None:
-    _one_line_error(
+    one_line_error(
         *cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[:1],
         cli("train", "rbm", "--data", tmp_path / "nope.npz", *QUICK)[2],
     )
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"this is not a zip file")
     code, _, err = cli("train", "rbm", "--data", bad, *QUICK, "--out", tmp_path / "r")
-    _one_line_error(code, err)
+    one_line_error(code, err)
     # MNIST files absent and no network: says where to put them
     from urllib.error import URLError
 
@@ -133,26 +126,22 @@ def test_missing_and_corrupt_data_files(tmp_path: Path, cli, monkeypatch) -> Non
     monkeypatch.setenv("GENPHYS_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     code, _, err = cli("train", "rbm", "--data", "fashion-mnist", *QUICK, "--out", tmp_path / "m")
-    assert "GENPHYS_DATA" in _one_line_error(code, err)
+    assert "GENPHYS_DATA" in one_line_error(code, err)
 
 
 def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
-    _one_line_error(*_drop_out(cli("train", "rbm", "--no-such-flag")))
-    _one_line_error(*_drop_out(cli("train", "rbm", "--lr", "abc")))
-    _one_line_error(*_drop_out(cli("train", "rbm", "--lr", "-1", "--out", tmp_path / "a")))
-    _one_line_error(*_drop_out(cli("train", "rbm", "--binarize", "sometimes")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--no-such-flag")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--lr", "abc")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--lr", "-1", "--out", tmp_path / "a")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--binarize", "sometimes")))
     cfg = tmp_path / "c.yaml"
     cfg.write_text("trainer:\n  epochz: 3\n")
-    assert "epochz" in _one_line_error(*_drop_out(cli("train", "rbm", "--config", cfg)))
+    assert "epochz" in one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
     cfg.write_text("trainer: [unclosed\n")
-    _one_line_error(*_drop_out(cli("train", "rbm", "--config", cfg)))
-    _one_line_error(*_drop_out(cli("sample", tmp_path / "no-run")))
-    _one_line_error(*_drop_out(cli("train", "rbm", "--resume", "--out", tmp_path / "no-run")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
+    one_line_error(*code_and_err(cli("sample", tmp_path / "no-run")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--resume", "--out", tmp_path / "no-run")))
     assert not (tmp_path / "a").exists()
-
-
-def _drop_out(result: tuple[int, str, str]) -> tuple[int, str]:
-    return result[0], result[2]
 
 
 def test_corrupt_or_mismatched_checkpoints(run_dir: Path, tmp_path: Path, cli) -> None:
@@ -162,24 +151,24 @@ def test_corrupt_or_mismatched_checkpoints(run_dir: Path, tmp_path: Path, cli) -
     shutil.copytree(run_dir, broken)
     data = (broken / io.MODEL_FILE).read_bytes()
     (broken / io.MODEL_FILE).write_bytes(data[: len(data) // 2])
-    assert "safetensors" in _one_line_error(*_drop_out(cli("sample", broken)))
+    assert "safetensors" in one_line_error(*code_and_err(cli("sample", broken)))
     (broken / io.MODEL_FILE).write_bytes(b"\x00" * 64)
-    _one_line_error(*_drop_out(cli("evaluate", broken)))
+    one_line_error(*code_and_err(cli("evaluate", broken)))
     mismatched = tmp_path / "mismatched"
     shutil.copytree(run_dir, mismatched)
     cfg = json.loads((mismatched / "config.json").read_text())
     cfg["model"]["config"]["n_hidden"] = 13
     (mismatched / "config.json").write_text(json.dumps(cfg))
-    assert "does not match" in _one_line_error(*_drop_out(cli("sample", mismatched)))
+    assert "does not match" in one_line_error(*code_and_err(cli("sample", mismatched)))
     (mismatched / "config.json").write_text("{not json")
-    _one_line_error(*_drop_out(cli("evaluate", mismatched)))
+    one_line_error(*code_and_err(cli("evaluate", mismatched)))
     # resume from a checkpoint whose state file is corrupt
     resumable = tmp_path / "resumable"
     shutil.copytree(run_dir, resumable)
     ckpt = io.checkpoint_dirs(resumable)[-1]
     (ckpt / io.STATE_TENSORS).write_bytes(b"garbage")
-    _one_line_error(
-        *_drop_out(cli("train", "rbm", "--resume", "--epochs", "3", "--out", resumable))
+    one_line_error(
+        *code_and_err(cli("train", "rbm", "--resume", "--epochs", "3", "--out", resumable))
     )
 
 
@@ -193,7 +182,7 @@ def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> No
     assert len((longer / io.METRICS_FILE).read_text().splitlines()) == 3
     assert json.loads((longer / "config.json").read_text())["trainer"]["epochs"] == 3
     code, _, err = cli("train", "rbm", "--resume", "--hidden", "20", "--out", longer)
-    assert "cannot change" in _one_line_error(code, err)
+    assert "cannot change" in one_line_error(code, err)
 
 
 def test_real_exit_codes_in_a_subprocess(tmp_path: Path) -> None:
@@ -249,9 +238,9 @@ def test_max_steps_is_for_one_invocation_and_resume_checks_everything(tmp_path: 
     assert json.loads((out / "config.json").read_text())["trainer"]["max_steps"] is None
     for flag in (["--seed", "9"], ["--val-fraction", "0.5"], ["--optimizer", "adam"]):
         code, _, err = cli("train", "rbm", "--resume", *flag, "--out", out)
-        assert "cannot change" in _one_line_error(code, err)
+        assert "cannot change" in one_line_error(code, err)
     code, _, err = cli("train", "vae", "--resume", "--out", out)
-    assert "'rbm' run" in _one_line_error(code, err)
+    assert "'rbm' run" in one_line_error(code, err)
     with open(out / io.METRICS_FILE, "a") as fh:
         fh.write('{"torn": ')  # a crash mid-append
     code, stdout, err = cli("train", "rbm", "--resume", "--no-progress", "--out", out)
@@ -277,19 +266,19 @@ def test_more_bad_input(tmp_path: Path, cli) -> None:
         "--out",
         tmp_path / "a",
     )
-    assert "not binary" in _one_line_error(code, err)
+    assert "not binary" in one_line_error(code, err)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  config:\n    hidden: abc\n")
-    _one_line_error(*_drop_out(cli("train", "vae", "--config", cfg, "--out", tmp_path / "b")))
+    one_line_error(*code_and_err(cli("train", "vae", "--config", cfg, "--out", tmp_path / "b")))
     cfg.write_text("objective: null\n")
-    _one_line_error(*_drop_out(cli("train", "rbm", "--config", cfg, "--out", tmp_path / "b")))
+    one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg, "--out", tmp_path / "b")))
     code, _, err = cli("train", "vae", "--learn-sigma", "--out", tmp_path / "b")
-    assert "Gaussian" in _one_line_error(code, err)
+    assert "Gaussian" in one_line_error(code, err)
     code, _, err = cli("train", "vae", "--loss", "bce", "--out", tmp_path / "b")
-    assert "loss" in _one_line_error(code, err)
+    assert "loss" in one_line_error(code, err)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    _one_line_error(*_drop_out(cli("train", "rbm", *QUICK, "--out", blocker / "run")))
+    one_line_error(*code_and_err(cli("train", "rbm", *QUICK, "--out", blocker / "run")))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -299,5 +288,5 @@ def test_tensorboard_without_the_package_fails_before_training(tmp_path: Path, c
     if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed")
     code, _, err = cli("train", "rbm", *QUICK, "--tensorboard", "--out", tmp_path / "tb")
-    assert "pip install tensorboard" in _one_line_error(code, err)
+    assert "pip install tensorboard" in one_line_error(code, err)
     assert not (tmp_path / "tb").exists()

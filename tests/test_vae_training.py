@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_errors import code_and_err, one_line_error
 from genphys import io
 from genphys.data import DataConfig, prepare_data
 from genphys.models import VAE, Autoencoder, VAEConfig
@@ -103,12 +104,6 @@ def test_conv_vae_cli_end_to_end(tmp_path: Path, cli) -> None:
         assert (out / f"{kind}.png").is_file()
 
 
-def _one_line(code: int, err: str) -> str:
-    lines = [x for x in err.strip().splitlines() if x.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
-    return lines[0]
-
-
 def test_bad_input_through_the_cli(tmp_path: Path, cli) -> None:
     odd = tmp_path / "odd.npz"
     np.savez(odd, x=np.random.default_rng(0).random((50, 10, 10)))
@@ -124,11 +119,11 @@ def test_bad_input_through_the_cli(tmp_path: Path, cli) -> None:
         "--out",
         tmp_path / "a",
     )
-    assert "multiples of 4" in _one_line(code, err)
+    assert "multiples of 4" in one_line_error(code, err)
     big = tmp_path / "big.npz"
     np.savez(big, x=np.full((50, 16), 3.0))
     code, _, err = cli("train", "vae", "--data", big, "--binarize", "none", "--out", tmp_path / "b")
-    assert re.search(r"\[0, ?1\]", _one_line(code, err))
+    assert re.search(r"\[0, ?1\]", one_line_error(code, err))
     nan = tmp_path / "nan.npz"
     np.savez(nan, x=np.full((50, 16), np.nan))
     code, _, err = cli(
@@ -143,15 +138,11 @@ def test_bad_input_through_the_cli(tmp_path: Path, cli) -> None:
         "--out",
         tmp_path / "c",
     )
-    assert "NaN" in _one_line(code, err)
+    assert "NaN" in one_line_error(code, err)
     code, _, err = cli("train", "ae", "--widths", "12,x", "--out", tmp_path / "d")
-    _one_line(code, err)
+    one_line_error(code, err)
     assert not any((tmp_path / n).exists() for n in "abcd")
     ae = tmp_path / "ae"
     assert cli("train", "ae", "--epochs", "1", "--no-progress", "--out", ae)[0] == 0
-    assert "no prior" in _one_line(*_drop(cli("sample", ae)))
-    assert "no prior" in _one_line(*_drop(cli("plot", ae, "--kind", "samples")))
-
-
-def _drop(result: tuple[int, str, str]) -> tuple[int, str]:
-    return result[0], result[2]
+    assert "no prior" in one_line_error(*code_and_err(cli("sample", ae)))
+    assert "no prior" in one_line_error(*code_and_err(cli("plot", ae, "--kind", "samples")))

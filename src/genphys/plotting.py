@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from genphys.io import atomic_path
 
 
 def image_grid(
@@ -44,19 +44,6 @@ def image_grid(
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
-def _atomic_savefig(save: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_image_grid(
     images: torch.Tensor | np.ndarray,
     image_shape: tuple[int, ...],
@@ -72,7 +59,8 @@ def save_image_grid(
 
     grid = image_grid(images, image_shape, nrow)
     grid = np.kron(grid, np.ones((scale, scale) + (() if grid.ndim == 2 else (1,))))
-    _atomic_savefig(lambda p: plt.imsave(p, grid, cmap="gray", vmin=0, vmax=1), path)
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, grid, cmap="gray", vmin=0, vmax=1)
 
 
 def plot_curves(history: list[dict[str, Any]], path: str | Path) -> None:
@@ -105,5 +93,6 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path) -> None:
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
-    _atomic_savefig(lambda p: fig.savefig(p, dpi=100), path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

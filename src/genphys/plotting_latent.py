@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from genphys.errors import GenphysError
+from genphys.io import atomic_path
 from genphys.models.vae import VAE, Autoencoder
-from genphys.plotting import _atomic_savefig, image_grid, save_image_grid
+from genphys.plotting import image_grid, save_image_grid
 
 LatentModel = VAE | Autoencoder
 Shape = tuple[int, ...]
@@ -50,7 +51,8 @@ def _figure(path: str | Path, size: tuple[float, float]) -> Iterator[tuple[Any, 
     try:
         yield fig, ax
         fig.tight_layout()
-        _atomic_savefig(lambda f: fig.savefig(f, dpi=100), path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
 

@@ -77,9 +77,8 @@ def sample(args: argparse.Namespace) -> int:
     png = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
     save_image_grid(x, tuple(cfg.get("image_shape", [x.shape[1]])), png)
     npz = png.with_suffix(".npz")
-    tmp = npz.with_name(f".{npz.stem}.tmp.npz")
-    np.savez_compressed(tmp, samples=x.numpy())
-    tmp.replace(npz)
+    with io.atomic_path(npz) as tmp:
+        np.savez_compressed(tmp, samples=x.numpy())
     print(f"wrote {png} and {npz}")
     return 0
 

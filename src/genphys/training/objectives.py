@@ -199,9 +199,12 @@ class AutoencoderObjective(Objective):
             )
         g = torch.Generator(device=data.device).manual_seed(0)
         sums: dict[str, float] = {}
+        from genphys.evaluation import latent_reconstruction_error
+
         for block in data.split(1024):
             terms = model.elbo_terms(block, g) if isinstance(model, VAE) else model(block)
-            terms["recon_error"] = ((block - model.reconstruct(block)) ** 2).sum(-1)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.sum())
-        return {k: v / len(data) for k, v in sums.items()}
+        metrics = {k: v / len(data) for k, v in sums.items()}
+        metrics["recon_error"] = latent_reconstruction_error(model, data).value
+        return metrics
