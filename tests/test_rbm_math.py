@@ -313,3 +313,46 @@ def test_closed_form_cd_gradients_equal_autograd():
         vs = rbm.scaled_visible(v)
         stat = vs[:6].t() @ prob[:6] / 6 - vs[6:].t() @ prob[6:] / 6
         torch.testing.assert_close(fast["weight"], -stat)
+
+
+def test_closed_form_gradients_into_reused_buffers():
+    """With ``out`` the gradients, p(h|v) and c + vW land in buffers kept from call to call,
+    equal to the allocating call; free_energy takes the kept c + vW instead of recomputing."""
+    g = torch.Generator().manual_seed(4)
+    rbm = bernoulli_rbm(7, 5, 1.0, seed=4)
+    coef = torch.cat([torch.full((6,), 1 / 6, dtype=D), torch.full((6,), -1 / 6, dtype=D)])
+    work: dict[str, torch.Tensor] = {}
+    for i in range(2):
+        v = (torch.rand(12, 7, generator=g, dtype=D) < 0.5).to(D)
+        ref, prob_ref = rbm.free_energy_grads(v, coef)
+        fast, prob = rbm.free_energy_grads(v, coef, out=work)
+        if i == 0:
+            kept = {k: t.data_ptr() for k, t in work.items()}
+        assert {k: t.data_ptr() for k, t in work.items()} == kept
+        assert fast.keys() == ref.keys() and all(torch.equal(fast[k], ref[k]) for k in ref)
+        assert torch.equal(prob, prob_ref) and fast["weight"].data_ptr() == kept["weight"]
+        f = rbm.free_energy(v, hidden_input=work["hidden_input"])
+        torch.testing.assert_close(f, rbm.free_energy(v), rtol=1e-14, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, D])
+def test_bernoulli_sfc64_frequencies_ends_and_seeding(dtype):
+    """Bernoulli(p) from SFC64 words: frequencies within binomial errors, exact at p = 0 and
+    1, and a function of the torch generator's state, which it advances."""
+    from genphys.models.rbm import bernoulli_sfc64
+
+    g = torch.Generator().manual_seed(5)
+    p = torch.tensor([0.0, 1.0, 2.0**-10, 0.3, 0.5, 0.9, 1 - 2.0**-12], dtype=dtype)
+    n = 200_000
+    out = torch.empty(n, len(p), dtype=dtype)
+    before = g.get_state()
+    x = bernoulli_sfc64(p.expand(n, -1), g, out=out)
+    assert x is out and x.dtype == dtype and not torch.equal(g.get_state(), before)
+    freq = x.double().mean(0)
+    assert freq[0] == 0 and freq[1] == 1
+    z = (freq[2:] - p[2:].double()) / torch.sqrt(p[2:].double() * (1 - p[2:].double()) / n)
+    assert float(z.abs().max()) < 4.5, z
+    g.set_state(before)
+    assert torch.equal(bernoulli_sfc64(p.expand(n, -1), g), x)  # same seed, same draw
+    odd = bernoulli_sfc64(torch.full((3, 5), 0.5, dtype=dtype), g)  # odd count of variates
+    assert odd.shape == (3, 5) and set(odd.unique().tolist()) <= {0.0, 1.0}

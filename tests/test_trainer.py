@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from genphys import io
 from genphys.data import DataConfig, prepare_data
 from genphys.errors import GenphysError, TrainingDiverged
-from genphys.models import VAE, BernoulliRBM, RBMConfig
+from genphys.models import GAN, VAE, BernoulliRBM, RBMConfig
 from genphys.training import (
     CDConfig,
     ContrastiveDivergence,
@@ -173,9 +173,13 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, family: str = "rbm")
     if family == "rbm":
         model: torch.nn.Module = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8, init_std=0.1))
         objective = ContrastiveDivergence(CDConfig(persistent=True))
-    else:  # autograd through the DDP-wrapped forward, Adam, reparameterisation noise
+    elif family == "vae":  # autograd through the DDP-wrapped forward, Adam, reparam. noise
         model = VAE(n_features=64, latent_dim=2, hidden=(16,))
         objective = build_objective("autoencoder")
+    else:  # two optimizers, no DDP wrapper: explicit all-reduce, batch-norm buffers broadcast
+        data = prepare_data(DataConfig(scale="symmetric"))
+        model = GAN(architecture="dcgan", image_shape=(1, 8, 8), n_features=64, noise_dim=8)
+        objective = build_objective("adversarial", {"d_steps": 2})
     trainer = Trainer(
         model,
         objective,
@@ -206,6 +210,11 @@ def _assert_same_weights(folder: Path) -> None:
 def test_two_process_ddp_vae(tmp_path: Path) -> None:
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), "vae"), nprocs=2, join=True)
     _assert_same_weights(tmp_path)
+
+
+def test_two_process_ddp_gan(tmp_path: Path) -> None:
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), "gan"), nprocs=2, join=True)
+    _assert_same_weights(tmp_path)  # batch-norm running statistics included
 
 
 def test_torchrun_cli(tmp_path: Path) -> None:

@@ -1,18 +1,32 @@
 """genphys: deep generative models for the physical sciences.
 
-Boltzmann machines (and, as the library grows, energy-based models, VAEs and GANs) with
-samplers that hold explicit state, one Trainer, run directories and estimates with errors.
+Boltzmann machines, VAEs and autoencoders, GANs (and, as the library grows, energy-based
+models) with samplers that hold explicit state, one Trainer, run directories and estimates with
+errors.
 """
 
 from genphys.errors import GenphysError, TrainingDiverged
-from genphys.models import BernoulliRBM, GaussianBernoulliRBM, GaussianRBMConfig, RBMConfig
+from genphys.models import (
+    GAN,
+    VAE,
+    Autoencoder,
+    BernoulliRBM,
+    Classifier,
+    GaussianBernoulliRBM,
+    GaussianRBMConfig,
+    RBMConfig,
+)
 from genphys.samplers import GibbsSampler, GibbsState, sample_model
 from genphys.training import Trainer, TrainerConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GAN",
+    "VAE",
+    "Autoencoder",
     "BernoulliRBM",
+    "Classifier",
     "GaussianBernoulliRBM",
     "GaussianRBMConfig",
     "GenphysError",

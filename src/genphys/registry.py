@@ -36,7 +36,7 @@ def register_objective(name: str) -> Callable[[type[T]], type[T]]:
 
 def lookup(table: dict[str, type], name: str, kind: str) -> Any:
     import genphys.models
-    import genphys.training.objectives  # noqa: F401  (fills OBJECTIVES)
+    import genphys.training  # noqa: F401  (fills OBJECTIVES)
 
     if name not in table:
         raise GenphysError(f"unknown {kind} {name!r}; choose from {sorted(table)}")

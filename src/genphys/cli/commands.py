@@ -14,6 +14,7 @@ import torch
 from genphys import io
 from genphys.config import load_config_file
 from genphys.errors import GenphysError
+from genphys.models.gan import GAN
 from genphys.models.rbm import RBMBase
 
 
@@ -66,16 +67,35 @@ def train(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
+def _display(x: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
+    """Samples as [0, 1] pixels: data scaled to [-1, 1] are mapped back."""
+    return (x + 1) / 2 if cfg.get("data", {}).get("scale") == "symmetric" else x
+
+
 def sample(args: argparse.Namespace) -> int:
+    from genphys.models.ebm import EBM
     from genphys.plotting import save_image_grid
     from genphys.samplers import sample_model
+    from genphys.samplers.generate import SNAPSHOTS, ebm_generate
 
     if args.n < 1 or args.steps < 1:
         raise GenphysError("--n and --steps must be >= 1")
     model, cfg = io.load_run(args.run_dir)
-    x = sample_model(model, n=args.n, seed=args.seed, steps=args.steps, mean=not args.binary)
     png = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
-    save_image_grid(x, tuple(cfg.get("image_shape", [x.shape[1]])), png)
+    langevin = cfg.get("objective", {}).get("config")
+    if args.snapshots:
+        if not isinstance(model, EBM):
+            raise GenphysError("--snapshots shows an EBM's Langevin chains from noise")
+        marks = [s for s in SNAPSHOTS if s <= args.steps]
+        frames = ebm_generate(model, args.n, args.seed, args.steps, langevin, marks)
+        strip = frames.transpose(0, 1).reshape(-1, frames.shape[-1])  # a row per chain
+        shape = tuple(cfg.get("image_shape") or [frames.shape[-1]])
+        save_image_grid(_display(strip, cfg), shape, png, nrow=len(marks))
+        x = frames[-1]
+        print(f"snapshots at steps {marks} (a column each, a chain per row)")
+    else:
+        x = sample_model(model, args.n, args.seed, args.steps, not args.binary, langevin)
+        save_image_grid(_display(x, cfg), tuple(cfg.get("image_shape") or [x.shape[1]]), png)
     npz = png.with_suffix(".npz")
     with io.atomic_path(npz) as tmp:
         np.savez_compressed(tmp, samples=x.numpy())
@@ -83,8 +103,11 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[torch.Tensor, str]:
-    """The run's held-out split (or ``--data``), binarized like training data; and its name."""
+def _evaluation_data(
+    args: argparse.Namespace, cfg: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """The run's held-out split (or ``--data``), binarized like training data; its labels and
+    its name."""
     from genphys.data import DataConfig, prepare_data
 
     data_cfg = dict(cfg.get("data", {}))
@@ -94,10 +117,13 @@ def _evaluation_data(args: argparse.Namespace, cfg: dict[str, Any]) -> tuple[tor
             data_cfg["split"] = args.split
     data = prepare_data(DataConfig.from_dict(data_cfg))
     if args.data:
-        x, split = data.train, f"{args.data} ({data_cfg.get('split', 'train')})"
+        x, y = data.train, data.labels_train
+        split = f"{args.data} ({data_cfg.get('split', 'train')})"
+    elif len(data.val):
+        x, y, split = data.val, data.labels_val, "validation"
     else:
-        x, split = (data.val, "validation") if len(data.val) else (data.train, "training")
-    return data.batch_transform(x, torch.Generator().manual_seed(args.seed)), split
+        x, y, split = data.train, data.labels_train, "training"
+    return data.batch_transform(x, torch.Generator().manual_seed(args.seed)), y, split
 
 
 def _strict_json(obj: Any) -> Any:
@@ -162,14 +188,90 @@ def _latent_metrics(model: Any, x: torch.Tensor, args: argparse.Namespace) -> di
     return metrics
 
 
+def _quality_metrics(
+    model: Any, x: torch.Tensor, cfg: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
+    """--metric: samples against the evaluation data, beside training data against it."""
+    from genphys.data import DataConfig, prepare_data
+    from genphys.data.toy import ring_centers
+    from genphys.evaluation.sample_quality import load_classifier, quality_report
+    from genphys.samplers import sample_model
+
+    metrics = tuple(dict.fromkeys(args.metric))
+    if args.n_samples < 3 or args.steps < 1:
+        raise GenphysError("--n-samples must be >= 3 and --steps >= 1")
+    data = prepare_data(DataConfig.from_dict(cfg["data"]))
+    n = min(args.n_samples, len(x), len(data.train))
+    real = data.batch_transform(data.train[:n], torch.Generator().manual_seed(args.seed + 1))
+    langevin = cfg.get("objective", {}).get("config")
+    samples = sample_model(model, n, args.seed, args.steps, False, langevin)
+    reference = x[:n]
+    if cfg["data"].get("scale") == "symmetric":  # the classifier sees [0, 1] pixels
+        samples, reference, real = ((t + 1) / 2 for t in (samples, reference, real))
+    classifier = None
+    if "fid" in metrics or "is" in metrics:
+        classifier = load_classifier(args.classifier, cfg["data"]["name"])
+        classifier.check_data(samples, "samples")
+    ring = cfg["data"]["name"] == "ring"
+    return quality_report(
+        samples.float(),
+        reference.float(),
+        real.float(),
+        metrics,
+        classifier,
+        centers=ring_centers() if ring else None,
+        mode_std=0.02 if ring else None,
+        seed=args.seed,
+    )
+
+
+@torch.no_grad()
+def _classifier_metrics(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, Any]:
+    from genphys.evaluation import mean_estimate
+
+    if y is None:
+        raise GenphysError("evaluating a classifier needs labelled data")
+    model.eval()
+    logits = torch.cat([model(b) for b in x.split(2048)])
+    loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    correct = (logits.argmax(1) == y).double()
+    return {
+        "accuracy": mean_estimate(correct).to_dict(),
+        "cross_entropy": mean_estimate(loss.double()).to_dict(),
+    }
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict) and "modes_hit" in value:
+        quality = _shown(value["high_quality"])
+        return f"{value['modes_hit']}/{value['n_modes']} modes, high-quality fraction {quality}"
+    if isinstance(value, dict):
+        v, err = value.get("value"), value.get("stderr")
+        return "n/a" if v is None else f"{v:.4f}" + (f" ± {err:.4f}" if err else "")
+    return str(value)
+
+
 def evaluate(args: argparse.Namespace) -> int:
+    from genphys.models.classifier import Classifier
+
     if args.k < 1:
         raise GenphysError("--k must be >= 1")
     model, cfg = io.load_run(args.run_dir)
-    x, split = _evaluation_data(args, cfg)
+    x, y, split = _evaluation_data(args, cfg)
     model.check_data(x, "evaluation data")  # type: ignore[operator]
     metrics: dict[str, Any] = {"run_dir": str(args.run_dir), "data": split, "n_examples": len(x)}
-    if isinstance(model, RBMBase):
+    if isinstance(model, Classifier):
+        if args.metric:
+            raise GenphysError("--metric scores a generative model's samples, not a classifier")
+        metrics.update(_classifier_metrics(model, x, y))
+    elif args.metric or isinstance(model, GAN):
+        if not args.metric:  # a GAN has no likelihood: every quality metric its data allows
+            name = cfg["data"]["name"]
+            args.metric = ["modes", "mmd"] if name == "ring" else ["mmd"]
+            if name in ("mnist", "fashion-mnist") or args.classifier:
+                args.metric += ["fid", "is"]
+        metrics.update(_quality_metrics(model, x, cfg, args))
+    elif isinstance(model, RBMBase):
         metrics.update(_rbm_metrics(model, x, args))
     else:
         metrics.update(_latent_metrics(model, x, args))
@@ -179,11 +281,12 @@ def evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(metrics))
     else:
         for key, value in metrics.items():
-            if isinstance(value, dict):
-                v, err = value.get("value"), value.get("stderr")
-                shown = "n/a" if v is None else f"{v:.4f}" + (f" ± {err:.4f}" if err else "")
-            else:
-                shown = str(value)
+            shown = _shown(value)
+            floor = (
+                value.get("real_vs_real", value.get("real")) if isinstance(value, dict) else None
+            )
+            if floor is not None:
+                shown += f"   (real vs real: {_shown(floor)})"
             print(f"{key:>24}: {shown}")
     return 0
 
@@ -193,16 +296,82 @@ def plot(args: argparse.Namespace) -> int:
     from genphys.plotting_latent import PLOT_KINDS
 
     model, cfg = io.load_run(args.run_dir)
-    if isinstance(model, RBMBase):
-        raise GenphysError(
-            "genphys plot draws latent-variable models (vae, ae); for an RBM use genphys sample"
-        )
     if "data" not in cfg or "image_shape" not in cfg:
         raise GenphysError(f"{args.run_dir}/config.json lacks its data section or image shape")
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
+    if isinstance(model, GAN):
+        return _plot_gan(model, cfg, args, out)
+    if not hasattr(model, "encode"):
+        raise GenphysError(
+            "genphys plot draws latent-variable models (vae, ae, gan); for an RBM use "
+            "genphys sample"
+        )
+    if args.kind in ("progress", "curves"):
+        raise GenphysError(
+            f"--kind {args.kind} is a GAN's figure (fixed-noise samples across "
+            "epochs, the players' curves); every run has curves.png"
+        )
     data = prepare_data(DataConfig.from_dict(cfg["data"]))
     x, labels = (data.val, data.labels_val) if len(data.val) else (data.train, data.labels_train)
     x = data.batch_transform(x, torch.Generator().manual_seed(args.seed))
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
     path = PLOT_KINDS[args.kind](model, x, labels, tuple(cfg["image_shape"]), out, args.seed)
     print(f"wrote {path}")
+    return 0
+
+
+def _plot_gan(model: Any, cfg: dict[str, Any], args: argparse.Namespace, out: Path) -> int:
+    from genphys.plotting_gan import (
+        plot_game,
+        plot_noise_interpolation,
+        plot_progress,
+        plot_samples,
+    )
+    from genphys.training.reporting import MetricsLog
+
+    shape = tuple(cfg["image_shape"])
+    if args.kind == "curves":
+        plot_game(MetricsLog.read(Path(args.run_dir), 10**9), out)
+    elif args.kind == "progress":
+        plot_progress(args.run_dir, shape, out)
+    elif args.kind == "interpolation":
+        plot_noise_interpolation(model, shape, out, seed=args.seed)
+    elif args.kind == "samples":
+        plot_samples(model, shape, out, seed=args.seed)
+    else:
+        raise GenphysError(
+            f"--kind {args.kind} needs an encoder; a GAN has samples, interpolation, progress, "
+            "curves"
+        )
+    print(f"wrote {out}")
+    return 0
+
+
+def ebm(args: argparse.Namespace) -> int:
+    """``genphys ebm score``: out-of-distribution energies."""
+    from genphys.data import DataConfig, prepare_data
+    from genphys.evaluation.ood import energy_scores
+    from genphys.models.ebm import EBM
+
+    model, cfg = io.load_run(args.run_dir)
+    if not isinstance(model, EBM):
+        raise GenphysError(f"{args.run_dir} holds a {type(model).__name__}, not an EBM")
+    args.data, args.split = None, None
+    real, _, split = _evaluation_data(args, cfg)
+    others = {}
+    if args.file:
+        file_cfg = {**cfg["data"], "name": args.file, "split": "train", "val_fraction": 0.0}
+        other = prepare_data(DataConfig.from_dict({**file_cfg, "limit": None})).train
+        model.check_data(other, str(args.file))
+        others[Path(args.file).name] = other
+    shape = tuple(cfg.get("image_shape", ()))
+    low_high = model.config.data_range or (-1.0, 1.0)
+    scores = energy_scores(model, real, shape, low_high, others, args.seed)
+    out = {"run_dir": str(args.run_dir), "real": split, "scores": scores}
+    if args.json:
+        print(json.dumps(_strict_json(out)))
+        return 0
+    print(f"{'set':>16}  {'mean energy':>20}  AUROC P(E(real) < E(set))")
+    for name, row in scores.items():
+        auroc = f"{row['auroc']:.3f}" if "auroc" in row else "-"
+        print(f"{name:>16}  {_shown(row['energy']):>20}  {auroc}")
     return 0

@@ -30,26 +30,55 @@ def _int_list(text: str) -> list[int]:
         ) from None
 
 
+def _float_pair(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated numbers, got {text!r}")
+    return values
+
+
 # flag -> (section, key): flags override the --config file, which overrides the defaults
 TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "hidden": ("model", "n_hidden", int, "number of hidden units (rbm, grbm)"),
     "latent_dim": ("model", "latent_dim", int, "latent size (vae, ae)"),
-    "widths": ("model", "hidden", _int_list, "MLP widths, e.g. 512,512 (vae, ae)"),
-    "architecture": ("model", "architecture", str, "mlp or conv (vae, ae)"),
+    "widths": ("model", "hidden", _int_list, "MLP widths, e.g. 512,512 (vae, ae, gan)"),
+    "architecture": ("model", "architecture", str, "mlp or conv (vae, ae); mlp or dcgan (gan)"),
     "likelihood": ("model", "likelihood", str, "bernoulli or gaussian (vae)"),
     "beta": ("model", "beta", float, "weight of the KL term (vae)"),
-    "loss": ("model", "loss", str, "mse or bce reconstruction loss (ae)"),
+    "loss": (
+        "model",
+        "loss",
+        str,
+        "mse or bce reconstruction (ae); non_saturating, minimax or wgan_gp (gan)",
+    ),
+    "noise_dim": ("model", "noise_dim", int, "noise size (gan; default 20 mlp, 100 dcgan)"),
+    "output": ("model", "output", str, "generator output: tanh for [-1, 1] or sigmoid (gan)"),
+    "label_smoothing": ("model", "label_smoothing", float, "one-sided label smoothing (gan)"),
+    "gp_weight": ("model", "gp_weight", float, "gradient-penalty weight (gan, wgan_gp)"),
     "init_std": ("model", "init_std", float, "initial weight standard deviation"),
     "sigma": ("model", "sigma", float, "visible standard deviation (grbm)"),
     "k": ("objective", "k", int, "Gibbs sweeps per update (CD-k / PCD-k)"),
     "chains": ("objective", "n_chains", int, "persistent chains (default: batch size)"),
     "sampler": ("objective", "sampler", str, "negative phase: gibbs or tempering (with --pcd)"),
     "temperatures": ("objective", "temperatures", int, "parallel-tempering replicas"),
+    "d_steps": ("objective", "d_steps", int, "discriminator updates per generator update (gan)"),
+    "g_steps": ("objective", "g_steps", int, "generator updates per turn (gan)"),
+    "g_lr": ("objective", "generator_lr", float, "generator learning rate (gan)"),
+    "d_lr": ("objective", "discriminator_lr", float, "discriminator learning rate (gan)"),
+    "langevin_steps": ("objective", "langevin_steps", int, "Langevin steps per update (ebm)"),
+    "langevin_step": ("objective", "step_size", float, "Langevin step size (ebm)"),
+    "noise": ("objective", "noise", float, "Langevin noise scale (ebm)"),
+    "buffer_size": ("objective", "buffer_size", int, "replay-buffer size (ebm)"),
+    "alpha": ("model", "alpha", float, "energy regularizer weight (ebm)"),
     "epochs": ("trainer", "epochs", int, "training epochs"),
     "batch_size": ("trainer", "batch_size", int, "examples per step (per process)"),
     "lr": ("trainer", "lr", float, "learning rate"),
     "optimizer": ("trainer", "optimizer", str, "sgd or adam"),
     "momentum": ("trainer", "momentum", float, "SGD momentum"),
+    "betas": ("trainer", "betas", _float_pair, "Adam betas, e.g. 0.5,0.999"),
     "weight_decay": ("trainer", "weight_decay", float, "L2 weight decay"),
     "schedule": ("trainer", "schedule", str, "constant, step, exponential or cosine"),
     "gamma": ("trainer", "gamma", float, "decay factor of step/exponential schedules"),
@@ -87,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model; writes a run directory",
         description="Train a model family; every setting has a default.",
     )
-    train.add_argument("family", choices=["rbm", "grbm", "vae", "ae"], help="model family")
+    train.add_argument(
+        "family",
+        choices=["rbm", "grbm", "vae", "ae", "gan", "ebm", "classifier"],
+        help="model family",
+    )
     train.add_argument("--config", help="YAML or JSON file with model/objective/trainer/data")
     train.add_argument("--out", default=None, help="run directory (default runs/<family>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -103,16 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("run_dir")
     sample.add_argument("--n", type=int, default=64, help="number of samples")
-    sample.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per chain (RBMs)")
+    sample.add_argument(
+        "--steps", type=int, default=1000, help="Gibbs sweeps (RBMs) or Langevin steps (EBMs)"
+    )
+    sample.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="EBM: a strip of each chain at steps 0, 1, 3, 5, 10, 30, 50, 100, 300, 999",
+    )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--binary", action="store_true", help="save sampled units, not means")
     sample.add_argument("--out", help="output PNG (default RUN_DIR/samples.png)")
 
     ev = sub.add_parser(
         "evaluate",
-        help="likelihood and reconstruction metrics of a run",
-        description="Log-likelihood (exact or AIS), pseudo-likelihood and "
-        "reconstruction error on held-out data.",
+        help="likelihood, sample-quality or accuracy metrics of a run",
+        description="Log-likelihood (exact or AIS), pseudo-likelihood and reconstruction "
+        "error (RBMs); IWAE NLL and ELBO (VAEs); FID, classifier score, MMD or mode coverage "
+        "of samples (--metric, any generative model; GANs by default); accuracy (classifiers).",
     )
     ev.add_argument("run_dir")
     ev.add_argument(
@@ -126,20 +167,61 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=int, default=1000, help="importance samples of the IWAE bound")
     ev.add_argument("--data", help="evaluate on this data instead of the run's held-out split")
     ev.add_argument("--split", choices=["train", "test"], help="file split of --data")
+    ev.add_argument(
+        "--metric",
+        action="append",
+        choices=["fid", "is", "mmd", "modes"],
+        help="sample-quality metric of the model's samples against held-out data, beside "
+        "real-vs-real (repeatable); default for RBMs and VAEs: likelihoods",
+    )
+    ev.add_argument("--n-samples", type=int, default=10000, help="samples for --metric")
+    ev.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per sample (RBMs)")
+    ev.add_argument(
+        "--classifier",
+        help="features for fid/is: mnist, fashion-mnist (packaged) or a classifier run "
+        "directory (default: the one packaged for the run's data)",
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
+    ebm = sub.add_parser(
+        "ebm",
+        help="energy-based model tools",
+        description="Tools for energy-based models.",
+    )
+    ebm_sub = ebm.add_subparsers(dest="ebm_command", required=True, parser_class=_Parser)
+    score = ebm_sub.add_parser(
+        "score",
+        help="energies of images in FILE beside held-out data, noise, flipped and shrunken",
+        description="Mean energy (± SE) of the images in FILE (.npy/.npz, scaled like the "
+        "run's data) beside the run's held-out images, uniform noise, and the held-out images "
+        "flipped and shrunken; AUROC = P(E(held-out) < E(set)).",
+    )
+    score.add_argument("run_dir")
+    score.add_argument("file", nargs="?", help="images to score (.npy/.npz); optional")
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--json", action="store_true", help="print one JSON object")
+
     plot = sub.add_parser(
         "plot",
-        help="figures of a trained latent-variable model",
-        description="Latent grid, label clusters, reconstructions, "
-        "interpolation or prior samples of a VAE / autoencoder.",
+        help="figures of a trained latent-variable model or GAN",
+        description="Latent grid, label clusters, reconstructions, interpolation or prior "
+        "samples of a VAE / autoencoder; samples, noise interpolation or fixed-noise progress "
+        "across epochs of a GAN.",
     )
     plot.add_argument("run_dir")
     plot.add_argument(
         "--kind",
         required=True,
-        choices=["latent", "clusters", "reconstructions", "interpolation", "samples"],
+        choices=[
+            "latent",
+            "clusters",
+            "reconstructions",
+            "interpolation",
+            "samples",
+            "progress",
+            "curves",
+        ],
     )
     plot.add_argument("--seed", type=int, default=0)
     plot.add_argument("--out", help="output PNG (default RUN_DIR/<kind>.png)")

@@ -10,6 +10,7 @@ from genphys.data.datasets import (
 )
 from genphys.data.idx import read_idx, write_idx
 from genphys.data.mnist import mnist_search_dirs
+from genphys.data.toy import ring_centers, ring_of_gaussians
 from genphys.data.transforms import (
     DataConfig,
     PreparedData,
@@ -35,6 +36,8 @@ __all__ = [
     "mnist_search_dirs",
     "prepare_data",
     "read_idx",
+    "ring_centers",
+    "ring_of_gaussians",
     "to_symmetric",
     "to_unit",
     "train_val_split",

@@ -17,10 +17,18 @@ import torch
 from genphys.data.mnist import MNIST_NAMES, read_mnist
 from genphys.errors import GenphysError
 
-__all__ = ["DATASET_NAMES", "Dataset", "load_array", "load_dataset", "load_digits", "load_mnist"]
+__all__ = [
+    "DATASET_NAMES",
+    "Dataset",
+    "load_array",
+    "load_dataset",
+    "load_digits",
+    "load_mnist",
+    "load_ring",
+]
 
 #: Built-in dataset names accepted by :func:`load_dataset` (besides .npy/.npz paths).
-DATASET_NAMES = ("mnist", "fashion-mnist", "digits")
+DATASET_NAMES = ("mnist", "fashion-mnist", "digits", "ring")
 
 _X_KEYS = ("x", "data", "images")
 _Y_KEYS = ("y", "labels")
@@ -74,6 +82,17 @@ def load_mnist(
     x = torch.from_numpy(images.reshape(n, h * w).astype(np.float32) / np.float32(255.0))
     y = torch.from_numpy(labels.astype(np.int64))
     return Dataset(x=x, y=y, image_shape=(1, h, w), name=name)
+
+
+def load_ring(n: int = 10_000, seed: int = 0) -> Dataset:
+    """The ring of 8 Gaussians in 2-D (radius 2, std 0.02; see :mod:`genphys.data.toy`):
+    ``n`` draws with a fixed seed, labelled by mode. GAN diagnostics: train with
+    ``scale="none"`` and a GAN ``output="identity"``, score with ``mode_coverage``."""
+    from genphys.data.toy import ring_of_gaussians
+
+    x, centers = ring_of_gaussians(n, generator=torch.Generator().manual_seed(seed))
+    y = torch.cdist(x, centers).argmin(1)
+    return Dataset(x=x, y=y, image_shape=(2,), name="ring")
 
 
 def load_digits() -> Dataset:
@@ -213,6 +232,10 @@ def load_dataset(
     if name in MNIST_NAMES:
         return load_mnist(name, split, root, download)
     is_file = key.lower().endswith((".npy", ".npz"))
+    if name == "ring" and split == "test":  # a fresh draw of the same distribution
+        return load_ring(seed=1)
+    if name == "ring":
+        return load_ring()
     if name == "digits" or is_file:
         if split != "train":
             raise GenphysError(

@@ -1,5 +1,8 @@
 """Generative models: each a ``torch.nn.Module`` with a ``Config`` dataclass."""
 
+from genphys.models.classifier import Classifier, ClassifierConfig
+from genphys.models.ebm import EBM, EBMConfig
+from genphys.models.gan import GAN, GANConfig
 from genphys.models.rbm import (
     BernoulliRBM,
     GaussianBernoulliRBM,
@@ -9,10 +12,16 @@ from genphys.models.rbm import (
 from genphys.models.vae import VAE, Autoencoder, AutoencoderConfig, VAEConfig
 
 __all__ = [
+    "EBM",
+    "GAN",
     "VAE",
     "Autoencoder",
     "AutoencoderConfig",
     "BernoulliRBM",
+    "Classifier",
+    "ClassifierConfig",
+    "EBMConfig",
+    "GANConfig",
     "GaussianBernoulliRBM",
     "GaussianRBMConfig",
     "RBMConfig",

@@ -11,6 +11,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from genphys.errors import GenphysError
@@ -28,17 +29,46 @@ def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _check_image(image_shape: Sequence[int], n_features: int) -> tuple[int, int, int]:
+def check_batch(
+    x: Tensor,
+    n_features: int,
+    what: str,
+    image_shape: Sequence[int] = (),
+    model: str = "this model",
+    interval: tuple[float, float] | None = None,
+    hint: str = "",
+) -> None:
+    """GenphysError unless ``x`` is a non-empty finite (N, n_features) batch, within
+    ``interval`` if given (``hint`` completes that message: why, and what to do)."""
+    if x.ndim != 2 or x.shape[1] != n_features:
+        shape = f" (images {tuple(image_shape)})" if image_shape else ""
+        raise GenphysError(
+            f"{what} has shape {tuple(x.shape)}; {model} expects (N, {n_features}){shape}"
+        )
+    if x.shape[0] == 0:
+        raise GenphysError(f"{what} is empty")
+    if not all(bool(torch.isfinite(b).all()) for b in x.split(4096)):
+        raise GenphysError(f"{what} contains NaN or Inf values")
+    if interval is not None:
+        lo, hi = interval
+        if not all(bool(((b >= lo) & (b <= hi)).all()) for b in x.split(4096)):
+            raise GenphysError(f"{what} lies outside [{lo:g}, {hi:g}]{hint}")
+
+
+def check_image_shape(
+    image_shape: Sequence[int], n_features: int, what: str = "the convolutional model"
+) -> tuple[int, int, int]:
+    """(C, H, W) of a conv net that halves images twice; GenphysError unless H, W are multiples
+    of 4 and C*H*W = ``n_features``."""
     if len(image_shape) != 3 or math.prod(image_shape) != n_features:
         raise GenphysError(
-            f"a convolutional model needs images (C, H, W) with C*H*W = {n_features}, "
+            f"{what} needs images (C, H, W) with C*H*W = {n_features}, "
             f"got image shape {tuple(image_shape)}"
         )
     c, h, w = (int(s) for s in image_shape)
     if h % 4 or w % 4:
         raise GenphysError(
-            f"the convolutional model halves the image twice: H and W must be multiples of 4, "
-            f"got {h}x{w}"
+            f"{what} halves the image twice: H and W must be multiples of 4, got {h}x{w}"
         )
     return c, h, w
 
@@ -56,7 +86,7 @@ class ConvEncoder(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        c, h, w = _check_image(image_shape, n_features)
+        c, h, w = check_image_shape(image_shape, n_features)
         self.image_shape = (c, h, w)
         act = ACTIVATIONS[activation]
         c1, c2 = channels
@@ -88,7 +118,7 @@ class ConvDecoder(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        c, h, w = _check_image(image_shape, n_features)
+        c, h, w = check_image_shape(image_shape, n_features)
         act = ACTIVATIONS[activation]
         c1, c2 = channels
         self.net = nn.Sequential(
@@ -130,4 +160,11 @@ def encoder_decoder(
     )
 
 
-__all__ = ["ConvDecoder", "ConvEncoder", "encoder_decoder", "mlp"]
+__all__ = [
+    "ConvDecoder",
+    "ConvEncoder",
+    "check_batch",
+    "check_image_shape",
+    "encoder_decoder",
+    "mlp",
+]

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -139,34 +141,44 @@ class RBMBase(nn.Module):
         """phi(v; b): minus the energy terms that involve ``v`` alone."""
         raise NotImplementedError
 
-    def hidden_input(self, v: Tensor) -> Tensor:
-        """Pre-activation of the hidden units, c + (scaled v) W."""
-        return torch.addmm(self.hidden_bias, self.scaled_visible(v), self.weight)
+    def hidden_input(self, v: Tensor, out: Tensor | None = None) -> Tensor:
+        """Pre-activation of the hidden units, c + (scaled v) W (written into ``out`` if given)."""
+        return torch.addmm(self.hidden_bias, self.scaled_visible(v), self.weight, out=out)
 
-    def visible_input(self, h: Tensor) -> Tensor:
+    def visible_input(self, h: Tensor, out: Tensor | None = None) -> Tensor:
         """b + W h: the logits (Bernoulli) or the mean (Gaussian) of p(v|h)."""
-        return torch.addmm(self.visible_bias, h, self.weight.t())
+        return torch.addmm(self.visible_bias, h, self.weight.t(), out=out)
 
     def energy(self, v: Tensor, h: Tensor) -> Tensor:
         """E(v, h) for a batch of pairs."""
         inter = ((self.scaled_visible(v) @ self.weight) * h).sum(-1)
         return -self.visible_term(v) - h @ self.hidden_bias - inter
 
-    def free_energy(self, v: Tensor) -> Tensor:
-        """F(v) = -log sum_h exp(-E(v, h)), so p(v) = exp(-F(v)) / Z."""
-        return -self.visible_term(v) - F.softplus(self.hidden_input(v)).sum(-1)
+    def free_energy(self, v: Tensor, hidden_input: Tensor | None = None) -> Tensor:
+        """F(v) = -log sum_h exp(-E(v, h)), so p(v) = exp(-F(v)) / Z.
+
+        ``hidden_input``: :meth:`hidden_input` of ``v`` when already at hand (it saves the matrix
+        product; a gradient then flows through it, not through the weights' product).
+        """
+        pre = self.hidden_input(v) if hidden_input is None else hidden_input
+        return -self.visible_term(v) - F.softplus(pre).sum(-1)
 
     def forward(self, v: Tensor) -> Tensor:
         """The free energy; training objectives differentiate it."""
         return self.free_energy(v)
 
-    def free_energy_grads(self, v: Tensor, coef: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    def free_energy_grads(
+        self, v: Tensor, coef: Tensor, out: dict[str, Tensor] | None = None
+    ) -> tuple[dict[str, Tensor], Tensor]:
         r"""Gradients of :math:`\sum_n c_n F(v_n)` for the trainable parameters, and p(h|v).
 
         With :math:`c_n = 1/N` on data and :math:`-1/M` on model samples this is the CD
         gradient, :math:`-(\langle v h^\top\rangle_{data} - \langle v h^\top\rangle_{model})`
         for the weights; p(h|v) comes with it (persistent chains reuse it). This generic
         version uses autograd; the Bernoulli RBM has a closed form.
+
+        ``out``: a dict the caller keeps between calls, holding the results' buffers (see
+        :meth:`BernoulliRBM.free_energy_grads`; this generic version ignores it).
         """
         params = {k: p for k, p in self.named_parameters() if p.requires_grad}
         with torch.enable_grad():
@@ -176,22 +188,37 @@ class RBMBase(nn.Module):
         return dict(zip(params, grads, strict=True)), prob
 
     # ----------------------------------------------------------- conditionals
-    def prob_h(self, v: Tensor, beta: Beta = 1.0) -> Tensor:
+    # ``out``: a preallocated result of the right shape, overwritten (samplers reuse buffers)
+    def prob_h(self, v: Tensor, beta: Beta = 1.0, out: Tensor | None = None) -> Tensor:
         """p(h_j = 1 | v) = sigmoid(beta (c + (scaled v) W))."""
-        pre = self.hidden_input(v)
-        return torch.sigmoid(pre if _is_one(beta) else beta * pre)
+        pre = self.hidden_input(v, out)
+        if not _is_one(beta):
+            pre = pre.mul_(beta) if out is not None else beta * pre
+        return pre.sigmoid_() if out is not None else torch.sigmoid(pre)
 
     def sample_h(
         self, v: Tensor, generator: torch.Generator | None = None, beta: Beta = 1.0
     ) -> Tensor:
         return bernoulli(self.prob_h(v, beta), generator)
 
-    def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
+    def mean_v(
+        self,
+        h: Tensor,
+        beta: Beta = 1.0,
+        base_bias: Tensor | None = None,
+        out: Tensor | None = None,
+    ) -> Tensor:
         """E[v | h] under the tempered model (beta = 1: the model itself).
 
         The tempered visible input is (1 - beta) base_bias + beta (b + W h); ``base_bias=None``
         stands for a zero base bias.
         """
+        raise NotImplementedError
+
+    def sample_v_given_mean(
+        self, mean: Tensor, generator: torch.Generator | None = None, out: Tensor | None = None
+    ) -> Tensor:
+        """v ~ p(v | h) from its mean :meth:`mean_v` (``out`` may not be ``mean``)."""
         raise NotImplementedError
 
     def sample_v(
@@ -201,13 +228,15 @@ class RBMBase(nn.Module):
         beta: Beta = 1.0,
         base_bias: Tensor | None = None,
     ) -> Tensor:
-        raise NotImplementedError
+        return self.sample_v_given_mean(self.mean_v(h, beta, base_bias), generator)
 
-    def _tempered_visible_input(self, h: Tensor, beta: Beta, base_bias: Tensor | None) -> Tensor:
-        if _is_one(beta) or base_bias is None or isinstance(beta, Tensor):
+    def _tempered_visible_input(
+        self, h: Tensor, beta: Beta, base_bias: Tensor | None, out: Tensor | None = None
+    ) -> Tensor:
+        if _is_one(beta):
+            return self.visible_input(h, out)
+        if base_bias is None or isinstance(beta, Tensor):
             x = self.visible_input(h)
-            if _is_one(beta):
-                return x
             return beta * x if base_bias is None else (1 - beta) * base_bias + beta * x
         return torch.addmm(
             (1 - beta) * base_bias + beta * self.visible_bias, h, self.weight.t(), alpha=beta
@@ -274,32 +303,54 @@ class BernoulliRBM(RBMBase):
     def visible_term(self, v: Tensor, bias: Tensor | None = None) -> Tensor:
         return v @ (self.visible_bias if bias is None else bias)
 
-    def free_energy(self, v: Tensor) -> Tensor:
+    def free_energy(self, v: Tensor, hidden_input: Tensor | None = None) -> Tensor:
+        if hidden_input is not None:
+            return super().free_energy(v, hidden_input)
         return _BernoulliFreeEnergy.apply(v, self.weight, self.visible_bias, self.hidden_bias)
 
     @torch.no_grad()
-    def free_energy_grads(self, v: Tensor, coef: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        prob = torch.sigmoid(self.hidden_input(v))
-        grads = dict(
-            zip(
-                ("weight", "visible_bias", "hidden_bias"),
-                _bernoulli_grads(v, prob, coef)[:3],
-                strict=True,
-            )
-        )
-        return {k: g for k, g in grads.items() if getattr(self, k).requires_grad}, prob
+    def free_energy_grads(
+        self, v: Tensor, coef: Tensor, out: dict[str, Tensor] | None = None
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Closed form: dW = -v^T (coef * p(h|v)), db = -coef^T v, dc = -sum(coef * p(h|v)).
 
-    def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
-        return torch.sigmoid(self._tempered_visible_input(h, beta, base_bias))
+        Three matrix products (c + vW, the weight gradient, a matrix-vector product for b).
+        With ``out`` (a dict kept by the caller between calls) every result is written into a
+        buffer held there, allocated on the first call: repeated calls allocate nothing, and
+        the returned tensors are overwritten by the next call. ``out["hidden_input"]`` then
+        holds c + vW (for :meth:`free_energy`).
+        """
+        ws: dict[str, Tensor] = {} if out is None else out
+        n, nh = v.shape[0], self.n_hidden
+        pre = self.hidden_input(v, scratch(ws, "hidden_input", (n, nh), v))
+        prob = torch.sigmoid(pre, out=scratch(ws, "prob", (n, nh), v))
+        neg = torch.neg(coef, out=scratch(ws, "neg_coef", (n,), v))
+        gh = torch.mul(prob, neg.unsqueeze(-1), out=scratch(ws, "scaled_prob", (n, nh), v))
+        grads = {}
+        if self.weight.requires_grad:
+            grads["weight"] = torch.mm(v.t(), gh, out=scratch(ws, "weight", self.weight.shape, v))
+        if self.visible_bias.requires_grad:
+            shape = self.visible_bias.shape
+            grads["visible_bias"] = torch.mv(v.t(), neg, out=scratch(ws, "visible_bias", shape, v))
+        if self.hidden_bias.requires_grad:
+            shape = self.hidden_bias.shape
+            grads["hidden_bias"] = torch.sum(gh, 0, out=scratch(ws, "hidden_bias", shape, v))
+        return grads, prob
 
-    def sample_v(
+    def mean_v(
         self,
         h: Tensor,
-        generator: torch.Generator | None = None,
         beta: Beta = 1.0,
         base_bias: Tensor | None = None,
+        out: Tensor | None = None,
     ) -> Tensor:
-        return bernoulli(self.mean_v(h, beta, base_bias), generator)
+        x = self._tempered_visible_input(h, beta, base_bias, out)
+        return torch.sigmoid(x, out=out)
+
+    def sample_v_given_mean(
+        self, mean: Tensor, generator: torch.Generator | None = None, out: Tensor | None = None
+    ) -> Tensor:
+        return bernoulli(mean, generator, out)
 
     def base_log_partition(self, base_bias: Tensor) -> Tensor:
         return F.softplus(base_bias).sum() + self.n_hidden * math.log(2.0)
@@ -309,7 +360,7 @@ class BernoulliRBM(RBMBase):
 
     def check_data(self, x: Tensor, what: str = "data") -> None:
         self._check_shape(x, what)
-        if _all_chunks(x, lambda c: (c == 0) | (c == 1)):
+        if _is_binary(x):
             return  # binary, hence finite
         self._check_finite(x, what)  # NaN/Inf: that message first
         raise GenphysError(
@@ -354,19 +405,23 @@ class GaussianBernoulliRBM(RBMBase):
         b = self.visible_bias if bias is None else bias
         return -0.5 * (((v - b) * torch.exp(-self.log_sigma)) ** 2).sum(-1)
 
-    def mean_v(self, h: Tensor, beta: Beta = 1.0, base_bias: Tensor | None = None) -> Tensor:
-        return self._tempered_visible_input(h, beta, base_bias)
-
-    def sample_v(
+    def mean_v(
         self,
         h: Tensor,
-        generator: torch.Generator | None = None,
         beta: Beta = 1.0,
         base_bias: Tensor | None = None,
+        out: Tensor | None = None,
     ) -> Tensor:
-        mean = self.mean_v(h, beta, base_bias)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        return mean + noise * self.sigma
+        x = self._tempered_visible_input(h, beta, base_bias, out)
+        return x if out is None or x is out else out.copy_(x)
+
+    def sample_v_given_mean(
+        self, mean: Tensor, generator: torch.Generator | None = None, out: Tensor | None = None
+    ) -> Tensor:
+        if out is None:
+            out = torch.empty_like(mean)
+        noise = torch.randn(mean.shape, generator=generator, out=out)
+        return noise.mul_(self.sigma).add_(mean)  # mean + noise * sigma
 
     def base_log_partition(self, base_bias: Tensor) -> Tensor:
         log_norm = (self.log_sigma + 0.5 * math.log(2 * math.pi)).sum()
@@ -390,10 +445,86 @@ def _all_chunks(x: Tensor, test: Callable[[Tensor], Tensor], rows: int = 4096) -
     return all(bool(test(block).all()) for block in x.split(rows))
 
 
-def bernoulli(prob: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Sample {0, 1} with probabilities ``prob`` (uniforms compared in place: two kernels)."""
-    u = torch.rand(prob.shape, generator=generator, dtype=prob.dtype, device=prob.device)
+def _is_binary(x: Tensor) -> bool:
+    """Every entry of the (N, D) tensor ``x`` is 0 or 1.
+
+    float32/float64: a block is binary iff 0 <= min, max <= 1 and sum x (1 - x) == 0, the
+    terms being >= 0 and > 0 for every entry strictly inside (0, 1) (a sum of non-negative
+    floats is at least its largest term); NaN fails the range test. Two fast reductions and one
+    subtraction per block of L2-sized rows: about 3x faster than two comparisons, an OR and
+    .all() (1/20 s saved per 60,000 MNIST images).
+    """
+    if x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
+        return _all_chunks(x, lambda c: (c == 0) | (c == 1))
+    for block in x.split(max(1, 2**17 // max(1, x.shape[1]))):
+        flat = block.reshape(-1)
+        lo, hi = torch.aminmax(flat)
+        if not (bool(lo >= 0) and bool(hi <= 1)) or bool(torch.dot(flat, 1 - flat) != 0):
+            return False
+    return True
+
+
+def bernoulli(
+    prob: Tensor, generator: torch.Generator | None = None, out: Tensor | None = None
+) -> Tensor:
+    """Sample {0, 1} with probabilities ``prob`` (uniforms compared in place: two kernels).
+
+    ``out``: a buffer of ``prob``'s shape and dtype (not ``prob`` itself) that receives the
+    sample. Faster than ``torch.bernoulli`` on CPU, whose per-element kernel is about 4x slower.
+    """
+    if out is None:
+        u = torch.rand(prob.shape, generator=generator, dtype=prob.dtype, device=prob.device)
+    else:
+        u = torch.rand(prob.shape, generator=generator, out=out)
     return u.lt_(prob)
+
+
+_SFC64 = threading.local()  # one numpy SFC64 per thread, reseeded at every draw
+
+
+def bernoulli_sfc64(
+    prob: Tensor, generator: torch.Generator | None = None, out: Tensor | None = None
+) -> Tensor:
+    """:func:`bernoulli` with the uniforms from numpy's SFC64, seeded from ``generator``.
+
+    For float32 the same distribution as :func:`bernoulli` (``u < prob`` with ``u`` uniform on
+    the grid k / 2^24, as ``torch.rand`` makes it; float64 uses a 2^-32 grid), from a different
+    stream: 192 seed bits are drawn from ``generator`` (the torch generator stays the one state
+    to save and restore), then SFC64 gives two 32-bit words per 64-bit output at about 0.9 ns
+    per variate, where torch's single-threaded MT19937 takes about 3 ns (a PCD step of a
+    784x256 RBM draws 66,560 of them). Tensors not on the CPU, or neither float32 nor float64,
+    go to :func:`bernoulli`.
+    """
+    if prob.device.type != "cpu" or prob.dtype not in (torch.float32, torch.float64):
+        return bernoulli(prob, generator, out)
+    seed = torch.randint(-(2**63), 2**63 - 1, (3,), dtype=torch.int64, generator=generator)
+    bits = getattr(_SFC64, "bits", None)
+    if bits is None:
+        bits = _SFC64.bits = np.random.SFC64(0)
+    words = seed.numpy().view(np.uint64)
+    bits.state = {
+        "bit_generator": "SFC64",
+        "state": {"state": np.array([words[0], words[1], words[2], 1], dtype=np.uint64)},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    n = prob.numel()
+    raw = torch.from_numpy(bits.random_raw((n + 1) // 2).view(np.int32)[:n]).view(prob.shape)
+    scale = 2.0**-32
+    if prob.dtype == torch.float32:  # the top 24 bits: u = k / 2^24 is exact in float32
+        raw.bitwise_right_shift_(8)
+        scale = 2.0**-24
+    u = torch.add(prob.new_full((), 0.5), raw, alpha=scale, out=out)  # 1/2 + (k - 2^23) / 2^24
+    return u.lt_(prob)
+
+
+def scratch(store: dict[str, Tensor], name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """``store[name]`` if it has this shape and ``like``'s dtype and device, else a new empty
+    tensor kept there: buffers reused from call to call."""
+    t = store.get(name)
+    if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
+        t = store[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return t
 
 
 def as_rbm(model: nn.Module) -> RBMBase:

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genphys.config import Config, check
-from genphys.errors import GenphysError
-from genphys.models.nets import ACTIVATIONS, encoder_decoder
+from genphys.models.nets import ACTIVATIONS, check_batch, encoder_decoder
 from genphys.registry import register_model
 
 
@@ -125,23 +124,16 @@ class _LatentModel(nn.Module):
     def check_data(self, x: Tensor, what: str = "data") -> None:
         """Raise :class:`GenphysError` unless ``x`` is a finite (N, n_features) batch that the
         likelihood accepts."""
-        d = self.config.n_features
-        if x.ndim != 2 or x.shape[1] != d:
-            shape = f" (images {tuple(self.config.image_shape)})" if self.config.image_shape else ""
-            raise GenphysError(
-                f"{what} has shape {tuple(x.shape)}; this model expects (N, {d}){shape}"
-            )
-        if x.shape[0] == 0:
-            raise GenphysError(f"{what} is empty")
-        if not all(bool(torch.isfinite(b).all()) for b in x.split(4096)):
-            raise GenphysError(f"{what} contains NaN or Inf values")
-        if self.unit_interval_data and not all(
-            bool(((b >= 0) & (b <= 1)).all()) for b in x.split(4096)
-        ):
-            raise GenphysError(
-                f"{what} lies outside [0, 1], which a Bernoulli likelihood "
-                "needs (scale to [0, 1] or use a Gaussian likelihood)"
-            )
+        cfg = self.config
+        check_batch(
+            x,
+            cfg.n_features,
+            what,
+            cfg.image_shape,
+            interval=(0, 1) if self.unit_interval_data else None,
+            hint=", which a Bernoulli likelihood needs (scale to [0, 1] or use a Gaussian "
+            "likelihood)",
+        )
 
 
 @register_model("ae")

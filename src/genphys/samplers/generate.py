@@ -2,25 +2,99 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from genphys.errors import GenphysError
+from genphys.models.ebm import EBM
 from genphys.models.rbm import as_rbm
 from genphys.rng import derive_seed, make_generator
 from genphys.samplers.gibbs import GibbsSampler
+from genphys.samplers.langevin import LangevinSampler
+
+#: Langevin settings of EBM generation (the UvA tutorial 8's), overridden by ``langevin``
+LANGEVIN_DEFAULTS = {"step_size": 10.0, "noise": 0.005, "grad_clamp": 0.03}
+#: the tutorial's snapshots along a chain started from noise
+SNAPSHOTS = (0, 1, 3, 5, 10, 30, 50, 100, 300, 999)
+
+
+def langevin_sampler(model: EBM, langevin: dict[str, Any] | None = None) -> LangevinSampler:
+    """The Langevin sampler of an EBM: step size, noise and gradient clamp from ``langevin``
+    (keys of :data:`LANGEVIN_DEFAULTS`; an ``energy_cd`` objective config fits), clamped to the
+    model's data range."""
+    cfg = {
+        **LANGEVIN_DEFAULTS,
+        **{k: v for k, v in (langevin or {}).items() if k in LANGEVIN_DEFAULTS},
+    }
+    return LangevinSampler(
+        cfg["step_size"], cfg["noise"], grad_clamp=cfg["grad_clamp"], clamp=model.config.data_range
+    )
+
+
+def ebm_generate(
+    model: EBM,
+    n: int,
+    seed: int = 0,
+    steps: int = 1000,
+    langevin: dict[str, Any] | None = None,
+    snapshots: Sequence[int] | None = None,
+    x0: Tensor | None = None,
+    known: Tensor | None = None,
+) -> Tensor:
+    """Langevin chains of an EBM from uniform noise in its data box (or from ``x0``).
+
+    With ``snapshots`` (step counts, 0 the start) the result stacks the chains at those steps,
+    shape (S, n, D). With a boolean ``known`` mask (n, D) the entries of ``x0`` where it is True
+    are clamped after every step: inpainting (known pixels fixed) or denoising.
+    """
+    sampler = langevin_sampler(model, langevin)
+    device = next(model.parameters()).device
+    if x0 is None:
+        state = sampler.init_state(
+            (n, model.config.n_features), derive_seed(seed, 5), device=device
+        )
+    else:
+        state = sampler.init_state(x0.to(device), derive_seed(seed, 5))
+    was_training = model.training
+    model.eval()
+    try:
+        if known is None:
+            x, _ = sampler.sample(model.energy, state, None if snapshots else steps, snapshots)
+            return x
+        fixed, mask = state.x.clone(), known.to(device)
+        frames = [fixed.clone()] if snapshots and 0 in snapshots else []
+        for step in range(1, steps + 1):
+            x, state = sampler.sample(model.energy, state, 1)
+            state.x = torch.where(mask, fixed, x)
+            if snapshots and step in snapshots:
+                frames.append(state.x.clone())
+        return torch.stack(frames) if snapshots else state.x
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
 def sample_model(
-    model: nn.Module, n: int = 64, seed: int = 0, steps: int = 1000, mean: bool = True
+    model: nn.Module,
+    n: int = 64,
+    seed: int = 0,
+    steps: int = 1000,
+    mean: bool = True,
+    langevin: dict[str, Any] | None = None,
 ) -> Tensor:
     """``n`` samples from ``model``.
 
     RBMs: ``n`` independent Gibbs chains from uniform random starts, ``steps`` sweeps each;
     with ``mean`` the last sweep returns E[v | h] (smoother images) instead of a sample.
-    VAEs: decoded prior samples, E[x | z] with ``mean`` (``steps`` is unused).
+    VAEs: decoded prior samples, E[x | z] with ``mean`` (``steps`` is unused); GANs: g(z).
+    EBMs: ``steps`` Langevin steps from uniform noise (settings ``langevin``, see
+    :func:`langevin_sampler`).
     """
+    if isinstance(model, EBM):
+        return ebm_generate(model, n, seed, steps, langevin)
     if hasattr(model, "sample"):
         was_training = model.training
         model.eval()

@@ -31,6 +31,12 @@ class Objective:
     """Base class. Subclasses define ``Config`` and :meth:`step`."""
 
     Config: type[ConfigBase] = ConfigBase
+    #: under DDP, wrap the model in DistributedDataParallel (its forward syncs gradients);
+    #: objectives that call submodules directly (a GAN) set False and the trainer averages
+    #: each group's gradients and broadcasts buffers from rank 0 after every update
+    ddp_wrap: bool = True
+    #: the step needs the batch's labels (``ctx.labels``); validation gets (data, labels)
+    needs_labels: bool = False
 
     def __init__(self, config: ConfigBase | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -39,6 +45,14 @@ class Objective:
         """Parameters per optimizer; one optimizer per entry."""
         return {"model": [p for p in model.parameters() if p.requires_grad]}
 
+    def optimizer_settings(self) -> dict[str, dict[str, Any]]:
+        """Per-group TrainerConfig fields that override the trainer's (e.g. {"d": {"lr": x}})."""
+        return {}
+
+    def epoch_warnings(self, metrics: dict[str, Any]) -> list[str]:
+        """Warnings about an epoch's metrics (printed and logged as ``warnings``)."""
+        return []
+
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         """Called once before training (and before a resumed state is loaded)."""
 
@@ -46,8 +60,9 @@ class Objective:
         raise NotImplementedError
 
     @torch.no_grad()
-    def validate(self, model: nn.Module, data: Tensor) -> dict[str, float]:
-        """Metrics on held-out data at the end of each epoch."""
+    def validate(self, model: nn.Module, data: Any) -> dict[str, float]:
+        """Metrics on held-out data at the end of each epoch (a tensor; with
+        :attr:`needs_labels`, the pair (data, labels))."""
         return {}
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -101,6 +116,13 @@ class ContrastiveDivergence(Objective):
     Its gradient is the CD estimate of minus the log-likelihood gradient,
     :math:`-(\langle v h^\top\rangle_{data} - \langle v h^\top\rangle_{model})` for the weights,
     with the model term from k Gibbs sweeps (from the data, or from persistent chains).
+
+    A PCD step with Gibbs chains allocates nothing: the chains live in the last rows of a
+    [batch; chains] buffer and are advanced in place (:meth:`GibbsSampler.sample_`), p(h|v)
+    of data and chains is one matrix product and the weight gradient another, both written
+    into kept buffers, and the logged free-energy gap reuses that product. Binary units are
+    drawn with :func:`~genphys.models.rbm.bernoulli_sfc64` (seeded from the chains'
+    generator, so checkpoints and exact resume are unchanged).
     """
 
     Config = CDConfig
@@ -112,9 +134,15 @@ class ContrastiveDivergence(Objective):
         self.sampler: Any = (  # GibbsSampler or ParallelTemperingSampler
             ParallelTemperingSampler(cfg.temperatures, cfg.k)
             if cfg.sampler == "tempering"
-            else GibbsSampler(cfg.k)
+            else GibbsSampler(cfg.k, fast_rng=True)  # binary units from SFC64 on the CPU
         )
         self.chains: Any = None  # GibbsState or TemperingState
+        # buffers reused from step to step (no state: rebuilt after a resume)
+        self._work: dict[str, Tensor] = {}  # the gradients and p(h|v)
+        self._joint: Tensor | None = None  # [batch; persistent Gibbs chains]
+        self._chain_rows: Tensor | None = None
+        self._coef: Tensor | None = None
+        self._coef_key: tuple[Any, ...] = ()
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         rbm = as_rbm(model)
@@ -126,22 +154,53 @@ class ContrastiveDivergence(Objective):
 
     def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
         model = as_rbm(ctx.model)
-        if self.chains is not None:
-            negative, self.chains = self.sampler.sample(model, self.chains)
+        n = len(batch)
+        if isinstance(self.chains, GibbsState):  # persistent Gibbs chains: no allocations
+            x = self._joint_batch(batch)  # rows n: are the chains, advanced in place
+            self.sampler.sample_(model, self.chains)
+            x[:n].copy_(batch)
         else:
-            negative, _ = self.sampler.sample(model, GibbsState(batch, ctx.generator))
-        n, m = len(batch), len(negative)
-        x = torch.cat([batch, negative])
-        coef = torch.cat([x.new_full((n,), 1 / n), x.new_full((m,), -1 / m)])
+            if self.chains is not None:
+                negative, self.chains = self.sampler.sample(model, self.chains)
+            else:
+                negative, _ = self.sampler.sample(model, GibbsState(batch, ctx.generator))
+            x = torch.cat([batch, negative])
+        coef = self._coefficients(n, len(x) - n, x)
+        grads, prob = model.free_energy_grads(x, coef, out=self._work)
         metrics = {}
         if ctx.measure:  # F(data) - F(model): the quantity whose gradient is followed
-            with torch.no_grad():
-                metrics["free_energy_gap"] = model.free_energy(x) @ coef
-        grads, prob = model.free_energy_grads(x, coef)
+            with torch.no_grad():  # c + xW as the gradient computed it (Bernoulli RBM)
+                f = model.free_energy(x, hidden_input=self._work.get("hidden_input"))
+                metrics["free_energy_gap"] = f @ coef
         if isinstance(self.chains, GibbsState) and self.config.reuse_hidden:
             self.chains.hidden = prob[n:]  # the next sweep starts from these (sklearn's scheme)
         ctx.apply_gradients("model", grads)
         return metrics
+
+    def _joint_batch(self, batch: Tensor) -> Tensor:
+        """The (batch + chains, n_visible) buffer whose last rows hold the persistent chains.
+
+        The chains live there (``self.chains.v`` is a view of those rows), so the data and the
+        chains go through one matrix product for p(h|v) and one for the weight gradient without
+        a concatenation. Made again when the batch size changes or the chains were replaced
+        (a checkpoint loaded).
+        """
+        n, v = len(batch), self.chains.v
+        x = self._joint
+        if x is None or len(x) != n + len(v) or v is not self._chain_rows:
+            x = torch.empty((n + len(v), *v.shape[1:]), dtype=v.dtype, device=v.device)
+            x[n:] = v
+            self._joint, self._chain_rows = x, x[n:]
+            self.chains.v = self._chain_rows
+        return x
+
+    def _coefficients(self, n: int, m: int, like: Tensor) -> Tensor:
+        """1/n for the n data rows, -1/m for the m model rows (kept while n, m do not change)."""
+        key = (n, m, like.dtype, like.device)
+        if self._coef is None or self._coef_key != key:
+            self._coef = torch.cat([like.new_full((n,), 1 / n), like.new_full((m,), -1 / m)])
+            self._coef_key = key
+        return self._coef
 
     @torch.no_grad()
     def validate(self, model: nn.Module, data: Tensor) -> dict[str, float]:

@@ -33,6 +33,8 @@ class TrainerConfig(Config):
         device: "cpu", "cuda", "cuda:N" or "auto".
         progress: show a tqdm progress bar.
         tensorboard: also log to TensorBoard (needs the ``tensorboard`` package).
+        flush_denormal: set torch's process-wide flush-denormal flag when training starts
+            (denormal optimizer moments make CPU steps up to 60% slower).
     """
 
     epochs: int = 10
@@ -54,6 +56,7 @@ class TrainerConfig(Config):
     device: str = "cpu"
     progress: bool = True
     tensorboard: bool = False
+    flush_denormal: bool = True
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")

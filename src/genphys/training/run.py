@@ -24,9 +24,19 @@ from genphys import io
 from genphys.config import check
 from genphys.data import DataConfig, PreparedData, prepare_data
 from genphys.errors import GenphysError
+from genphys.models.classifier import Classifier
+from genphys.models.ebm import EBM
+from genphys.models.gan import GAN
+from genphys.plotting_gan import (
+    plot_game,
+    plot_noise_interpolation,
+    plot_progress,
+    plot_samples,
+    save_epoch_samples,
+)
 from genphys.training.objectives import build_objective
 from genphys.training.options import TrainerConfig
-from genphys.training.trainer import Trainer
+from genphys.training.trainer import Callback, Trainer
 
 #: Per-family defaults, deep-merged under the user's configuration.
 FAMILIES: dict[str, dict[str, Any]] = {
@@ -53,6 +63,34 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "objective": {"name": "cd", "config": {"k": 1, "persistent": False}},
         "trainer": {"epochs": 40, "batch_size": 32, "lr": 0.01, "momentum": 0.5},
         "data": {"name": "digits", "binarize": "none"},
+    },
+    "gan": {  # the DCGAN tutorial's optimizer (Adam 1e-4); --architecture dcgan for its nets
+        "model": {"name": "gan", "config": {"architecture": "mlp"}},
+        "objective": {"name": "adversarial"},
+        "trainer": {"epochs": 100, "batch_size": 64, "optimizer": "adam", "lr": 1e-4},
+        "data": {"name": "digits", "binarize": "none", "scale": "symmetric"},
+    },
+    "ebm": {  # the UvA tutorial 8's recipe
+        "model": {"name": "ebm", "config": {"architecture": "cnn"}},
+        "objective": {"name": "energy_cd"},
+        "trainer": {
+            "epochs": 60,
+            "batch_size": 128,
+            "optimizer": "adam",
+            "lr": 1e-4,
+            "betas": [0.0, 0.999],
+            "schedule": "step",
+            "step_size": 1,
+            "gamma": 0.97,
+            "grad_clip": 0.1,
+        },
+        "data": {"name": "digits", "binarize": "none", "scale": "symmetric"},
+    },
+    "classifier": {  # the feature extractor of FID / classifier score
+        "model": {"name": "classifier"},
+        "objective": {"name": "classification"},
+        "trainer": {"epochs": 10, "batch_size": 128, "optimizer": "adam", "lr": 1e-3},
+        "data": {"name": "digits", "binarize": "none", "val_fraction": 0.1},
     },
 }
 
@@ -104,6 +142,8 @@ def build_run(cfg: dict[str, Any], data: PreparedData) -> tuple[torch.nn.Module,
         )
     if "image_shape" in fields and not model_cfg.get("image_shape"):
         model_cfg["image_shape"] = list(data.image_shape)
+    if "n_classes" in fields and "n_classes" not in model_cfg and data.labels_train is not None:
+        model_cfg["n_classes"] = max(2, int(data.labels_train.max()) + 1)
     spec["config"] = cls.Config.from_dict(model_cfg).to_dict()
     model = cls(cls.Config.from_dict(spec["config"]))
     objective = build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))
@@ -130,15 +170,34 @@ def train(
     model, objective = build_run(cfg, data)
     cfg["genphys_version"] = genphys.__version__
     cfg["trainer"]["max_steps"] = None  # a limit for this invocation only, not for resumes
-    trainer = Trainer(model, objective, trainer_cfg, run_dir=out, run_config=cfg)
+    callbacks: list[Callback] = []
+    if out is not None and isinstance(model, GAN):  # fixed-noise samples after every epoch
+        shape = tuple(cfg["image_shape"])
+
+        def epoch_samples(t: Trainer, metrics: dict[str, Any]) -> None:
+            if t.is_main:
+                save_epoch_samples(model, Path(out), t.epoch, shape, trainer_cfg.seed)
+
+        callbacks.append(epoch_samples)
+    trainer = Trainer(
+        model, objective, trainer_cfg, run_dir=out, run_config=cfg, callbacks=callbacks
+    )
     if resume and trainer.is_main:
         io.atomic_write_json(Path(out) / io.CONFIG_FILE, cfg)  # type: ignore[arg-type]
     dynamic = data.config.binarize == "dynamic"  # otherwise the whole set is checked as is
+    labels = None
+    if objective.needs_labels:
+        if data.labels_train is None:
+            raise GenphysError(
+                f"{cfg['objective']['name']} needs labelled data; {data.config.name} has none"
+            )
+        labels = (data.labels_train, data.labels_val)
     trainer.fit(
         data.train,
         data.val,
         resume=resume,
         batch_transform=data.batch_transform if dynamic else None,
+        labels=labels,
     )
     if out is not None and trainer.is_main and trainer.epoch >= trainer_cfg.epochs:
         write_figures(Path(out), model, cfg, trainer.history, trainer_cfg.seed, data)
@@ -153,20 +212,32 @@ def write_figures(
     seed: int,
     data: PreparedData,
 ) -> None:
-    """Samples (an autoencoder: reconstructions) and training curves, as PNG files."""
+    """Samples (an autoencoder: reconstructions; a GAN: also its progress across epochs and a
+    noise interpolation) and training curves, as PNG files; nothing for a classifier."""
     from genphys.models.vae import Autoencoder
     from genphys.plotting import plot_curves, save_image_grid
     from genphys.plotting_latent import plot_reconstructions
     from genphys.samplers import sample_model
 
     shape = tuple(cfg["image_shape"])
-    if isinstance(model, Autoencoder):  # no prior to sample from
+    plot_curves(history, run_dir / "curves.png")
+    if isinstance(model, GAN):
+        plot_samples(model, shape, run_dir / "samples.png", seed=seed)
+        plot_progress(run_dir, shape, run_dir / "progress.png")
+        plot_game(history, run_dir / "game.png")
+        plot_noise_interpolation(model, shape, run_dir / "interpolation.png", seed=seed)
+    elif isinstance(model, Classifier):
+        return
+    elif isinstance(model, Autoencoder):  # no prior to sample from
         held_out = data.val if len(data.val) else data.train
         x = data.batch_transform(held_out[:16], torch.Generator().manual_seed(seed))
         plot_reconstructions(model, x, shape, run_dir / "reconstructions.png")
+    elif isinstance(model, EBM):  # 256 Langevin steps from noise, as the tutorial's callback
+        x = sample_model(model, 64, seed, 256, langevin=cfg["objective"]["config"])
+        save_image_grid((x + 1) / 2 if model.config.data_range == (-1, 1) else x, shape,
+                        run_dir / "samples.png")  # fmt: skip
     else:
         save_image_grid(sample_model(model, n=64, seed=seed), shape, run_dir / "samples.png")
-    plot_curves(history, run_dir / "curves.png")
 
 
 def _dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -7,7 +7,9 @@ an :class:`~genphys.training.objectives.Objective`.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,7 @@ from genphys.training.options import TrainerConfig, make_optimizer, make_schedul
 from genphys.training.reporting import MetricsLog, progress_bar
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
+Callback = Callable[["Trainer", dict[str, Any]], None]
 
 
 class StepContext:
@@ -46,6 +49,10 @@ class StepContext:
 
     #: whether this step should compute its (possibly costly) metrics; set by the trainer
     measure: bool = True
+    #: steps completed before this one (counts across epochs and resumes)
+    step: int = 0
+    #: the batch's labels when the trainer was given labels (a classifier), else None
+    labels: Tensor | None = None
 
     def apply_gradients(self, group: str, grads: dict[str, Tensor]) -> None:
         """Step the optimizer of ``group`` with gradients computed in closed form.
@@ -69,16 +76,19 @@ class StepContext:
         t = self._trainer
         t.optimizers[group].zero_grad(set_to_none=True)
         loss.backward()  # under DDP the gradients are now averaged: every rank sees a NaN
-        grads = [
-            p.grad
-            for g in t.optimizers[group].param_groups
-            for p in g["params"]
-            if p.grad is not None
-        ]
+        params = [p for g in t.optimizers[group].param_groups for p in g["params"]]
+        if t.world_size > 1 and t.wrapped is t.model:  # not DDP-wrapped: average explicitly
+            named = {str(i): p.grad for i, p in enumerate(params) if p.grad is not None}
+            for i, grad in average_over_processes(named, t.world_size).items():
+                params[int(i)].grad = grad
+        grads = [p.grad for p in params if p.grad is not None]
         sums = torch.stack([loss.detach().reshape(()), *(g.sum() for g in grads)])
         if not bool(torch.isfinite(sums).all()):
             raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
         self._clip_and_step(group)
+        if t.world_size > 1 and t.wrapped is t.model:  # e.g. batch-norm statistics
+            for buffer in t.model.buffers():
+                dist.broadcast(buffer, 0)
 
     def _clip_and_step(self, group: str) -> None:
         opt = self._trainer.optimizers[group]
@@ -108,7 +118,7 @@ class Trainer:
         config: TrainerConfig | None = None,
         run_dir: str | Path | None = None,
         run_config: dict[str, Any] | None = None,
-        callbacks: list[Callable[[Trainer, dict[str, Any]], None]] | None = None,
+        callbacks: list[Callback] | None = None,
     ) -> None:
         self.config = config or TrainerConfig()
         self.objective = objective
@@ -146,26 +156,31 @@ class Trainer:
     def _setup(self, train: Tensor, batch_transform: BatchTransform | None) -> None:
         cfg = self.config
         torch.manual_seed(derive_seed(cfg.seed, 2, self.rank))
-        if len(train) < cfg.batch_size * self.world_size:
-            raise GenphysError(
-                f"the training set has {len(train)} examples, fewer than one batch of "
-                f"{cfg.batch_size} per process; lower --batch-size"
-            )
         first = train[: cfg.batch_size].to(self.device)
         if batch_transform is not None:
             first = batch_transform(first, make_generator(0, self.device))
         check_data = getattr(self.model, "check_data", None)
         if check_data is not None:
             check_data(first if batch_transform is not None else train, "training data")
+        if len(train) < cfg.batch_size * self.world_size:
+            raise GenphysError(
+                f"the training set has {len(train)} examples, fewer than one batch of "
+                f"{cfg.batch_size} per process; lower --batch-size"
+            )
         self._sanity_check(first)
         self.objective.setup(self.model, train.to(self.device), cfg.seed, self.rank, cfg.batch_size)
-        if self.world_size > 1:
+        if self.world_size > 1 and self.objective.ddp_wrap:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.model, device_ids=ids)
+        elif self.world_size > 1:  # what DDP's constructor does: every rank starts as rank 0
+            with torch.no_grad():
+                for tensor in self.model.state_dict().values():
+                    dist.broadcast(tensor, 0)
+        overrides = self.objective.optimizer_settings()
         for name, params in self.objective.param_groups(self.model).items():
-            opt = make_optimizer(cfg, params)
+            opt = make_optimizer(dataclasses.replace(cfg, **overrides.get(name, {})), params)
             self.optimizers[name] = opt
             self.schedulers[name] = make_scheduler(cfg, opt)
 
@@ -188,15 +203,23 @@ class Trainer:
         val: Tensor | None = None,
         resume: bool = False,
         batch_transform: BatchTransform | None = None,
+        labels: tuple[Tensor, Tensor | None] | None = None,
     ) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs (continuing a checkpoint with ``resume``).
 
-        Returns the per-epoch metrics. Stops early, after checkpointing, on Ctrl-C or when
-        ``max_steps`` is reached; raises :class:`TrainingDiverged` on a non-finite loss.
+        ``labels`` (train labels, validation labels) go to objectives that need them (a
+        classifier): each step sees its batch's labels as ``ctx.labels``, and validation gets
+        the pair ``(val, val_labels)``. Returns the per-epoch metrics. Stops early, after
+        checkpointing, on Ctrl-C or when ``max_steps`` is reached; raises
+        :class:`TrainingDiverged` on a non-finite loss.
         """
         cfg = self.config
         if len(train) == 0:
             raise GenphysError("the training set is empty")
+        if labels is not None and len(labels[0]) != len(train):
+            raise GenphysError(f"{len(labels[0])} labels for {len(train)} training examples")
+        if cfg.flush_denormal:  # denormal Adam moments slow CPU steps by up to 60%
+            torch.set_flush_denormal(True)
         self._setup(train, batch_transform)
         if resume:
             self._load_latest()
@@ -206,11 +229,16 @@ class Trainer:
         val = val.to(self.device) if val is not None and len(val) else None
         if val is not None and batch_transform is not None:  # one fixed draw, e.g. binarized
             val = batch_transform(val, make_generator(derive_seed(cfg.seed, 4), self.device))
+        train_labels = labels[0].to(self.device) if labels is not None else None
+        if labels is not None and val is not None and labels[1] is not None:
+            self._val_labels: Tensor | None = labels[1].to(self.device)
+        else:
+            self._val_labels = None
         previous = signal.getsignal(signal.SIGINT)
         handler_installed = _install_sigint(self)
         try:
             while self.epoch < cfg.epochs:
-                if not self._run_epoch(train, batch_transform):
+                if not self._run_epoch(train, batch_transform, train_labels):
                     break  # stopped mid-epoch, checkpoint written
                 metrics = self._end_epoch(val)
                 for callback in self.callbacks:
@@ -240,7 +268,9 @@ class Trainer:
         n_batches = per_rank // cfg.batch_size
         return mine[: n_batches * cfg.batch_size].view(n_batches, cfg.batch_size)
 
-    def _run_epoch(self, train: Tensor, batch_transform: BatchTransform | None) -> bool:
+    def _run_epoch(
+        self, train: Tensor, batch_transform: BatchTransform | None, labels: Tensor | None
+    ) -> bool:
         batches = self._batches(len(train)).to(self.device)
         ctx = StepContext(self)
         sums = self._sums  # (sum, count) of each step metric this epoch (restored on resume)
@@ -256,6 +286,9 @@ class Trainer:
                 if batch_transform is not None:
                     batch = batch_transform(batch, self.generator)
                 ctx.measure = i % every == 0 or i == len(batches) - 1
+                ctx.step = self.global_step
+                if labels is not None:
+                    ctx.labels = labels.index_select(0, batches[i])
                 try:
                     losses = self.objective.step(ctx, batch)
                 except TrainingDiverged as exc:
@@ -314,10 +347,17 @@ class Trainer:
         }
         if val is not None and self.is_main:
             self.model.eval()
+            data = val if self._val_labels is None else (val, self._val_labels)
             metrics.update(
-                {f"val/{k}": v for k, v in self.objective.validate(self.model, val).items()}
+                {f"val/{k}": v for k, v in self.objective.validate(self.model, data).items()}
             )
             self.model.train()
+        warnings = self.objective.epoch_warnings(metrics)
+        if warnings:
+            metrics["warnings"] = warnings
+            if self.is_main:
+                for line in warnings:
+                    print(f"genphys: warning: epoch {self.epoch}: {line}", file=sys.stderr)
         bad = [k for k, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:
             raise TrainingDiverged(self._diverged_message(f"parameters {bad} became non-finite"))

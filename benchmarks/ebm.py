@@ -1,0 +1,122 @@
+"""EBM benchmark: Langevin throughput of the CNN energy, and sample quality after a fixed budget.
+
+1. Langevin steps per second of the UvA tutorial's CNN energy at batch 128 on 28x28 images,
+   and the FLOPs of a step (forward plus input gradient, counted by torch's FlopCounterMode)
+   over its time, as a fraction of this machine's matmul and convolution throughput measured
+   in the same run (target: at least 50%).
+2. An EBM trained on Fashion-MNIST (scaled to [-1, 1]) for ``--epochs`` epochs (default 1,
+   the tutorial's recipe otherwise), then FID, classifier score and MMD of 10,000 samples
+   (``--sample-steps`` Langevin steps from noise) against the test images, beside real training
+   images against them (the floor) and beside the DCGAN of ``gan_quality.py`` when its run is
+   present::
+
+    .venv/bin/python benchmarks/ebm.py [--epochs 1] [--threads 2] [--skip-training]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from gan_quality import ROOT, peak_throughput, quality
+
+DATA = ROOT / ".." / "shared" / "data"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=60, help="timed Langevin steps")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--n-samples", type=int, default=2_000, help="Langevin is costly: 2,000")
+    p.add_argument("--sample-steps", type=int, default=256)
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench-ebm"))
+    p.add_argument("--skip-training", action="store_true", help="throughput only")
+    return p.parse_args()
+
+
+def langevin_throughput(torch, batch: int, steps: int) -> dict[str, float]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from genphys.models import EBM
+    from genphys.samplers import LangevinSampler
+
+    model = EBM(image_shape=(1, 28, 28)).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    sampler = LangevinSampler(10.0, 0.005, grad_clamp=0.03, clamp=(-1.0, 1.0))
+    state = sampler.init_state((batch, 784), seed=0)
+    x = state.x.clone().requires_grad_(True)
+    with FlopCounterMode(display=False) as counter:  # one step: E(x) and grad_x E
+        model.energy(x).sum().backward()
+    flops = float(counter.get_total_flops())
+    sampler.sample(model.energy, state, 5)  # warm-up
+    t = time.perf_counter()
+    sampler.sample(model.energy, state, steps)
+    seconds = (time.perf_counter() - t) / steps
+    return {"steps_per_second": 1 / seconds, "gflop_per_step": flops / 1e9,
+            "gflops": flops / seconds / 1e9}  # fmt: skip
+
+
+def main() -> None:
+    args = parse_args()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    os.environ.setdefault("GENPHYS_DATA", str(DATA.resolve()))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f} at start")
+    peak = peak_throughput(torch)
+    r = langevin_throughput(torch, args.batch_size, args.steps)
+    frac_mm, frac_conv = r["gflops"] / peak["matmul"], r["gflops"] / peak["conv"]
+    print(f"measured peak: matmul {peak['matmul']:.1f} GFLOP/s, conv {peak['conv']:.1f} GFLOP/s")
+    print(
+        f"Langevin, CNN energy, batch {args.batch_size}: {r['steps_per_second']:.1f} steps/s, "
+        f"{r['gflop_per_step']:.3f} GFLOP/step -> {r['gflops']:.1f} GFLOP/s = "
+        f"{100 * frac_mm:.1f}% of matmul, {100 * frac_conv:.1f}% of conv throughput"
+    )
+    print(f"{'PASS' if max(frac_mm, frac_conv) >= 0.5 else 'FAIL'}: >= 50% of measured throughput")
+    results: dict = {"langevin": r, "peak": peak}
+    if not args.skip_training:
+        from genphys import io
+        from genphys.training.run import resolve_config, train
+
+        out = Path(args.out) / "ebm"
+        cfg = resolve_config(
+            "ebm",
+            {
+                "model": {"config": {"architecture": "cnn"}},
+                "trainer": {"epochs": args.epochs, "progress": False},
+                "data": {"name": "fashion-mnist", "val_fraction": 0.0},
+            },
+        )
+        t = time.perf_counter()
+        if not (out / io.MODEL_FILE).is_file():
+            train(cfg, out=out, resume=out.exists())
+        print(f"training: {time.perf_counter() - t:.0f} s for {args.epochs} epoch(s)")
+        results["ebm"] = quality(out, args)
+        gan = ROOT / "runs" / "bench-gan" / "dcgan"
+        if (gan / io.MODEL_FILE).is_file():
+            results["dcgan"] = quality(gan, args)
+        for name, q in results.items():
+            if name in ("langevin", "peak"):
+                continue
+            fid, score, mmd = q["fid"], q["is"], q["mmd"]
+            print(
+                f"{name}: FID {fid['value']:.2f} ± {fid['stderr']:.2f} (real vs real "
+                f"{fid['real_vs_real']['value']:.2f}); IS {score['value']:.3f} "
+                f"({100 * score['fraction_of_real']:.1f}% of real {score['real']['value']:.3f}); "
+                f"MMD^2 {mmd['value']:.5f} (floor {mmd['real_vs_real']['value']:.5f})"
+            )
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

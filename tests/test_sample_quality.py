@@ -1,0 +1,107 @@
+"""Packaged classifiers, the real-vs-real floor and ``genphys evaluate --metric`` / classifiers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli_errors import code_and_err, one_line_error
+from genphys.data import DataConfig, prepare_data
+from genphys.errors import GenphysError
+from genphys.evaluation import fid, inception_score
+from genphys.evaluation.sample_quality import packaged_classifier, quality_report
+from genphys.models.classifier import Classifier
+
+
+def _images(name: str, split: str, n: int | None = None, val: bool = False) -> tuple:
+    cfg = DataConfig(name=name, split=split, binarize="none", val_fraction=0.1 if val else 0.0)
+    data = prepare_data(cfg, download=False)
+    x, y = (data.val, data.labels_val) if val else (data.train, data.labels_train)
+    return x[:n], y[:n]
+
+
+@pytest.mark.parametrize(
+    ("name", "split", "val", "floor"),
+    [
+        ("fashion-mnist", "test", False, 0.88),
+        ("mnist", "test", True, 0.96),  # trained on the other 9,000 images of the test file
+    ],
+)
+def test_packaged_classifiers_classify_held_out_images(
+    shared_data: Path, monkeypatch, name: str, split: str, val: bool, floor: float
+) -> None:
+    monkeypatch.setenv("GENPHYS_DATA", str(shared_data))
+    clf = packaged_classifier(name)
+    x, y = _images(name, split, 2000, val)
+    with torch.no_grad():
+        accuracy = float((clf.predict_proba(x).argmax(1) == y).float().mean())
+    # binomial standard error at n >= 1000 is below 0.01: 0.88 / 0.96 sit 3 SE under our runs
+    assert accuracy > floor, accuracy
+
+
+def test_real_vs_real_is_far_below_noise_vs_real(shared_data: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GENPHYS_DATA", str(shared_data))
+    clf = packaged_classifier("fashion-mnist")
+    test, _ = _images("fashion-mnist", "test", 2000)
+    train, _ = _images("fashion-mnist", "train", 2000)
+    noise = torch.rand(2000, 784, generator=torch.Generator().manual_seed(0))
+    floor, bad = fid(train, test, clf, n_bootstrap=10), fid(noise, test, clf, n_bootstrap=10)
+    assert floor.value < 0.02 * bad.value, (floor, bad)
+    real_score, noise_score = inception_score(test, clf), inception_score(noise, clf)
+    assert real_score.value > 5 and real_score.value > 3 * noise_score.value
+
+
+def test_packaged_classifier_errors() -> None:
+    with pytest.raises(GenphysError, match="no packaged classifier for 'digits'"):
+        packaged_classifier("digits")
+    clf = packaged_classifier("mnist")
+    assert isinstance(clf, Classifier) and not clf.training
+
+
+def test_quality_report_pairs_every_metric_with_its_floor() -> None:
+    g = torch.Generator().manual_seed(0)
+    reference, real = torch.rand(300, 64, generator=g), torch.rand(300, 64, generator=g)
+    samples = torch.rand(300, 64, generator=g) ** 3  # darker: a different distribution
+    clf = Classifier(image_shape=(1, 8, 8))
+    torch.manual_seed(0)
+    metrics = ("fid", "is", "mmd")
+    report = quality_report(
+        samples, reference, real, metrics, clf, n_permutations=50, n_bootstrap=5
+    )
+    assert report["fid"]["value"] > report["fid"]["real_vs_real"]["value"]
+    assert report["mmd"]["p_value"] < 0.05 and report["mmd"]["real_vs_real"]["p_value"] > 0.01
+    assert report["is"]["fraction_of_real"] == pytest.approx(
+        report["is"]["value"] / report["is"]["real"]["value"]
+    )
+    with pytest.raises(GenphysError, match="unknown metric"):
+        quality_report(samples, reference, real, ("kid",))
+    with pytest.raises(GenphysError, match="need a classifier"):
+        quality_report(samples, reference, real, ("fid",))
+
+
+def test_classifier_and_metrics_through_the_cli(tmp_path: Path, cli) -> None:
+    clf_run, vae_run = tmp_path / "clf", tmp_path / "vae"
+    code, out, err = cli("train", "classifier", "--epochs", "3", "--no-progress", "--out", clf_run)
+    assert code == 0, err
+    code, out, err = cli("evaluate", clf_run, "--json")
+    assert code == 0, err
+    accuracy = json.loads(out)["accuracy"]
+    assert accuracy["value"] > 0.5 and accuracy["stderr"] > 0  # 10 classes: chance is 0.1
+    args = ("--epochs", "2", "--latent-dim", "2", "--widths", "32", "--no-progress")
+    code, out, err = cli("train", "vae", *args, "--out", vae_run)
+    assert code == 0, err
+    code, out, err = cli(
+        "evaluate", vae_run, "--metric", "fid", "--metric", "is", "--classifier", clf_run, "--json"
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["fid"]["value"] > report["fid"]["real_vs_real"]["value"]
+    assert 1 <= report["is"]["value"] <= 10
+    # digits have no packaged classifier; mode coverage needs the ring; a classifier has no samples
+    line = one_line_error(*code_and_err(cli("evaluate", vae_run, "--metric", "fid")))
+    assert "no packaged classifier" in line
+    one_line_error(*code_and_err(cli("evaluate", vae_run, "--metric", "modes")))
+    one_line_error(*code_and_err(cli("evaluate", clf_run, "--metric", "mmd")))
