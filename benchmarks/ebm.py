@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-from gan_quality import ROOT, peak_throughput, quality
-
-DATA = ROOT / ".." / "shared" / "data"
+from gan_quality import ROOT, quality, start
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,18 +61,9 @@ def langevin_throughput(torch, batch: int, steps: int) -> dict[str, float]:
 
 def main() -> None:
     args = parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-    os.environ.setdefault("GENPHYS_DATA", str(DATA.resolve()))
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f} at start")
-    peak = peak_throughput(torch)
+    torch, peak = start(args.threads)
     r = langevin_throughput(torch, args.batch_size, args.steps)
     frac_mm, frac_conv = r["gflops"] / peak["matmul"], r["gflops"] / peak["conv"]
-    print(f"measured peak: matmul {peak['matmul']:.1f} GFLOP/s, conv {peak['conv']:.1f} GFLOP/s")
     print(
         f"Langevin, CNN energy, batch {args.batch_size}: {r['steps_per_second']:.1f} steps/s, "
         f"{r['gflop_per_step']:.3f} GFLOP/step -> {r['gflops']:.1f} GFLOP/s = "

@@ -131,20 +131,26 @@ def quality(run: Path, args: argparse.Namespace) -> dict:
     )
 
 
-def main() -> None:
-    args = parse_args()
+def start(threads: int):
+    """Pin the thread count, point genphys at the shared data, print and return the peaks."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+        os.environ[var] = str(threads)
     os.environ.setdefault("GENPHYS_DATA", str(DATA.resolve()))
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
-    from genphys.models import GAN
-
-    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f} at start")
+    print(f"threads {threads}, load average {os.getloadavg()[0]:.2f} at start")
     peak = peak_throughput(torch)
     print(f"measured peak: matmul {peak['matmul']:.1f} GFLOP/s, conv {peak['conv']:.1f} GFLOP/s")
+    return torch, peak
+
+
+def main() -> None:
+    args = parse_args()
+    torch, peak = start(args.threads)
+    from genphys.models import GAN
+
     results = {}
     names = [args.only] if args.only else ["dcgan", "mlp"]
     for name in names:
