@@ -27,6 +27,7 @@ def shutdown_distributed() -> None:
     """Wait for every process, then destroy the group (a process leaving gloo's threads
     running at exit can abort with 'terminate called without an active exception')."""
     dist.barrier()
+    dist.barrier()  # every rank has left the first barrier: no message of it is in flight
     dist.destroy_process_group()
 
 
