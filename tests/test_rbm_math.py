@@ -333,26 +333,3 @@ def test_closed_form_gradients_into_reused_buffers():
         assert torch.equal(prob, prob_ref) and fast["weight"].data_ptr() == kept["weight"]
         f = rbm.free_energy(v, hidden_input=work["hidden_input"])
         torch.testing.assert_close(f, rbm.free_energy(v), rtol=1e-14, atol=1e-12)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, D])
-def test_bernoulli_sfc64_frequencies_ends_and_seeding(dtype):
-    """Bernoulli(p) from SFC64 words: frequencies within binomial errors, exact at p = 0 and
-    1, and a function of the torch generator's state, which it advances."""
-    from genphys.models.rbm import bernoulli_sfc64
-
-    g = torch.Generator().manual_seed(5)
-    p = torch.tensor([0.0, 1.0, 2.0**-10, 0.3, 0.5, 0.9, 1 - 2.0**-12], dtype=dtype)
-    n = 200_000
-    out = torch.empty(n, len(p), dtype=dtype)
-    before = g.get_state()
-    x = bernoulli_sfc64(p.expand(n, -1), g, out=out)
-    assert x is out and x.dtype == dtype and not torch.equal(g.get_state(), before)
-    freq = x.double().mean(0)
-    assert freq[0] == 0 and freq[1] == 1
-    z = (freq[2:] - p[2:].double()) / torch.sqrt(p[2:].double() * (1 - p[2:].double()) / n)
-    assert float(z.abs().max()) < 4.5, z
-    g.set_state(before)
-    assert torch.equal(bernoulli_sfc64(p.expand(n, -1), g), x)  # same seed, same draw
-    odd = bernoulli_sfc64(torch.full((3, 5), 0.5, dtype=dtype), g)  # odd count of variates
-    assert odd.shape == (3, 5) and set(odd.unique().tolist()) <= {0.0, 1.0}

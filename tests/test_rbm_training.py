@@ -84,3 +84,53 @@ def test_training_on_binarized_mnist_lowers_ais_test_nll(shared_data) -> None:
     gain = nll["trained"].value - nll["init"].value
     assert gain > 50, nll  # a few epochs take ~200 nats (base rate) down by far more than 50
     assert gain > 10 * np.hypot(nll["trained"].stderr, nll["init"].stderr)
+
+
+class _AllocatingPCD(ContrastiveDivergence):
+    """The PCD step as written before the buffered path: fresh tensors every step."""
+
+    def step(self, ctx, batch):
+        model = ctx.model
+        negative, self.chains = self.sampler.sample(model, self.chains)
+        n, m = len(batch), len(negative)
+        x = torch.cat([batch, negative])
+        coef = torch.cat([x.new_full((n,), 1 / n), x.new_full((m,), -1 / m)])
+        metrics = {}
+        if ctx.measure:
+            with torch.no_grad():
+                metrics["free_energy_gap"] = model.free_energy(x) @ coef
+        grads, prob = model.free_energy_grads(x, coef)
+        if self.config.reuse_hidden:
+            self.chains.hidden = prob[n:]
+        ctx.apply_gradients("model", grads)
+        return metrics
+
+
+@pytest.mark.parametrize("reuse_hidden", [False, True])
+def test_buffered_pcd_step_is_the_allocating_step_bit_for_bit(reuse_hidden: bool) -> None:
+    """The in-place PCD path (chains inside the [batch; chains] buffer, gradients into kept
+    buffers) gives the weights and logged metrics of the plain one, and keeps its buffers."""
+    data = prepare_data(DataConfig(name="digits", binarize="static", val_fraction=0.0))
+    runs, kept = [], []
+    for cls in (ContrastiveDivergence, _AllocatingPCD):
+        torch.manual_seed(0)
+        rbm = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=12))
+        objective = cls(CDConfig(k=2, persistent=True, reuse_hidden=reuse_hidden))
+
+        def buffers(trainer, metrics, objective=objective) -> None:
+            if objective._joint is not None:
+                work = [t.data_ptr() for t in objective._work.values()]
+                kept.append((objective._joint.data_ptr(), objective.chains.v.data_ptr(), work))
+
+        trainer = Trainer(
+            rbm,
+            objective,
+            TrainerConfig(epochs=2, batch_size=20, lr=0.1, seed=3, progress=False),
+            callbacks=[buffers],
+        )
+        history = trainer.fit(data.train)
+        runs.append((dict(rbm.named_parameters()), [h["train/free_energy_gap"] for h in history]))
+    (fast, gap_fast), (plain, gap_plain) = runs
+    assert all(torch.equal(fast[k], plain[k]) for k in fast) and gap_fast == gap_plain
+    assert len(kept) == 2 and kept[0] == kept[1]  # the same buffers in both epochs
+    assert kept[0][1] == kept[0][0] + 20 * 64 * 4  # the chains are rows 20: of the joint buffer

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -322,19 +320,37 @@ class BernoulliRBM(RBMBase):
         """
         ws: dict[str, Tensor] = {} if out is None else out
         n, nh = v.shape[0], self.n_hidden
-        pre = self.hidden_input(v, scratch(ws, "hidden_input", (n, nh), v))
-        prob = torch.sigmoid(pre, out=scratch(ws, "prob", (n, nh), v))
-        neg = torch.neg(coef, out=scratch(ws, "neg_coef", (n,), v))
-        gh = torch.mul(prob, neg.unsqueeze(-1), out=scratch(ws, "scaled_prob", (n, nh), v))
+        pre, w = ws.get("hidden_input"), ws.get("weight")
+        if (
+            pre is None
+            or w is None
+            or pre.shape != (n, nh)
+            or w.shape != self.weight.shape
+            or pre.dtype != v.dtype
+            or pre.device != v.device
+        ):
+            ws.clear()  # (re)allocate every buffer: first call, or new shapes
+            for name, shape in (
+                ("hidden_input", (n, nh)),
+                ("prob", (n, nh)),
+                ("scaled_prob", (n, nh)),
+                ("neg_coef", (n,)),
+                ("weight", self.weight.shape),
+                ("visible_bias", self.visible_bias.shape),
+                ("hidden_bias", self.hidden_bias.shape),
+            ):
+                ws[name] = torch.empty(shape, dtype=v.dtype, device=v.device)
+        pre = self.hidden_input(v, ws["hidden_input"])
+        prob = torch.sigmoid(pre, out=ws["prob"])
+        neg = torch.neg(coef, out=ws["neg_coef"])
+        gh = torch.mul(prob, neg.unsqueeze(-1), out=ws["scaled_prob"])
         grads = {}
         if self.weight.requires_grad:
-            grads["weight"] = torch.mm(v.t(), gh, out=scratch(ws, "weight", self.weight.shape, v))
+            grads["weight"] = torch.mm(v.t(), gh, out=ws["weight"])
         if self.visible_bias.requires_grad:
-            shape = self.visible_bias.shape
-            grads["visible_bias"] = torch.mv(v.t(), neg, out=scratch(ws, "visible_bias", shape, v))
+            grads["visible_bias"] = torch.mv(v.t(), neg, out=ws["visible_bias"])
         if self.hidden_bias.requires_grad:
-            shape = self.hidden_bias.shape
-            grads["hidden_bias"] = torch.sum(gh, 0, out=scratch(ws, "hidden_bias", shape, v))
+            grads["hidden_bias"] = torch.sum(gh, 0, out=ws["hidden_bias"])
         return grads, prob
 
     def mean_v(
@@ -477,54 +493,6 @@ def bernoulli(
     else:
         u = torch.rand(prob.shape, generator=generator, out=out)
     return u.lt_(prob)
-
-
-_SFC64 = threading.local()  # one numpy SFC64 per thread, reseeded at every draw
-
-
-def bernoulli_sfc64(
-    prob: Tensor, generator: torch.Generator | None = None, out: Tensor | None = None
-) -> Tensor:
-    """:func:`bernoulli` with the uniforms from numpy's SFC64, seeded from ``generator``.
-
-    For float32 the same distribution as :func:`bernoulli` (``u < prob`` with ``u`` uniform on
-    the grid k / 2^24, as ``torch.rand`` makes it; float64 uses a 2^-32 grid), from a different
-    stream: 192 seed bits are drawn from ``generator`` (the torch generator stays the one state
-    to save and restore), then SFC64 gives two 32-bit words per 64-bit output at about 0.9 ns
-    per variate, where torch's single-threaded MT19937 takes about 3 ns (a PCD step of a
-    784x256 RBM draws 66,560 of them). Tensors not on the CPU, or neither float32 nor float64,
-    go to :func:`bernoulli`.
-    """
-    if prob.device.type != "cpu" or prob.dtype not in (torch.float32, torch.float64):
-        return bernoulli(prob, generator, out)
-    seed = torch.randint(-(2**63), 2**63 - 1, (3,), dtype=torch.int64, generator=generator)
-    bits = getattr(_SFC64, "bits", None)
-    if bits is None:
-        bits = _SFC64.bits = np.random.SFC64(0)
-    words = seed.numpy().view(np.uint64)
-    bits.state = {
-        "bit_generator": "SFC64",
-        "state": {"state": np.array([words[0], words[1], words[2], 1], dtype=np.uint64)},
-        "has_uint32": 0,
-        "uinteger": 0,
-    }
-    n = prob.numel()
-    raw = torch.from_numpy(bits.random_raw((n + 1) // 2).view(np.int32)[:n]).view(prob.shape)
-    scale = 2.0**-32
-    if prob.dtype == torch.float32:  # the top 24 bits: u = k / 2^24 is exact in float32
-        raw.bitwise_right_shift_(8)
-        scale = 2.0**-24
-    u = torch.add(prob.new_full((), 0.5), raw, alpha=scale, out=out)  # 1/2 + (k - 2^23) / 2^24
-    return u.lt_(prob)
-
-
-def scratch(store: dict[str, Tensor], name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """``store[name]`` if it has this shape and ``like``'s dtype and device, else a new empty
-    tensor kept there: buffers reused from call to call."""
-    t = store.get(name)
-    if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
-        t = store[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
-    return t
 
 
 def as_rbm(model: nn.Module) -> RBMBase:

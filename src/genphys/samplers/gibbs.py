@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from genphys.errors import GenphysError
-from genphys.models.rbm import RBMBase, bernoulli, bernoulli_sfc64, scratch
+from genphys.models.rbm import RBMBase, bernoulli
 from genphys.rng import make_generator
 
 
@@ -68,15 +68,12 @@ class GibbsSampler:
 
     Args:
         k: Gibbs sweeps per call of :meth:`sample` when ``n_steps`` is not given.
-        fast_rng: draw the binary units of CPU chains with :func:`bernoulli_sfc64` (the same
-            distribution, 2-3x faster than torch's generator, a different random stream).
     """
 
-    def __init__(self, k: int = 1, fast_rng: bool = False) -> None:
+    def __init__(self, k: int = 1) -> None:
         if k < 1:
             raise GenphysError(f"the number of Gibbs steps k must be >= 1, got {k}")
         self.k = k
-        self.fast_rng = fast_rng
         self._scratch: dict[str, Tensor] = {}  # sample_'s buffers, kept between calls
 
     def init_state(
@@ -133,19 +130,29 @@ class GibbsSampler:
     ) -> tuple[Tensor, GibbsState]:
         """``steps`` sweeps v -> h -> v from ``state.v`` into ``out`` (which may be state.v)."""
         v, g = state.v, state.generator
-        m = v.shape[0]
-        h = scratch(buffers, "h", (m, model.n_hidden), v)
-        draw = bernoulli_sfc64 if self.fast_rng else bernoulli
+        h, prob_h, mean_v = _sweep_buffers(buffers, v, model.n_hidden)
         for i in range(steps):
             if i == 0 and state.hidden is not None:  # first half-sweep already done elsewhere
-                draw(state.hidden, g, out=h)
+                bernoulli(state.hidden, g, out=h)
             else:
-                draw(model.prob_h(v, out=scratch(buffers, "prob_h", h.shape, v)), g, out=h)
-            mean = model.mean_v(h, out=scratch(buffers, "mean_v", v.shape, v))
-            if model.binary_visible:
-                v = draw(mean, g, out=out)
-            else:
-                v = model.sample_v_given_mean(mean, g, out=out)
+                bernoulli(model.prob_h(v, out=prob_h), g, out=h)
+            v = model.sample_v_given_mean(model.mean_v(h, out=mean_v), g, out=out)
         state.v, state.hidden = v, None
         state.steps += steps
         return v, state
+
+
+def _sweep_buffers(store: dict[str, Tensor], v: Tensor, n_hidden: int) -> tuple[Tensor, ...]:
+    """h, p(h|v) and E[v|h] buffers for chains like ``v``, kept in ``store`` between calls."""
+    h = store.get("h")
+    if (
+        h is None
+        or h.shape != (v.shape[0], n_hidden)
+        or store["mean_v"].shape != v.shape
+        or h.dtype != v.dtype
+        or h.device != v.device
+    ):
+        hidden = (v.shape[0], n_hidden)
+        for name, shape in (("h", hidden), ("prob_h", hidden), ("mean_v", v.shape)):
+            store[name] = torch.empty(shape, dtype=v.dtype, device=v.device)
+    return store["h"], store["prob_h"], store["mean_v"]

@@ -120,9 +120,9 @@ class ContrastiveDivergence(Objective):
     A PCD step with Gibbs chains allocates nothing: the chains live in the last rows of a
     [batch; chains] buffer and are advanced in place (:meth:`GibbsSampler.sample_`), p(h|v)
     of data and chains is one matrix product and the weight gradient another, both written
-    into kept buffers, and the logged free-energy gap reuses that product. Binary units are
-    drawn with :func:`~genphys.models.rbm.bernoulli_sfc64` (seeded from the chains'
-    generator, so checkpoints and exact resume are unchanged).
+    into kept buffers, and the logged free-energy gap reuses that product. The random draws
+    and the arithmetic are those of the allocating path: the same chains and weights, bit for
+    bit.
     """
 
     Config = CDConfig
@@ -134,7 +134,7 @@ class ContrastiveDivergence(Objective):
         self.sampler: Any = (  # GibbsSampler or ParallelTemperingSampler
             ParallelTemperingSampler(cfg.temperatures, cfg.k)
             if cfg.sampler == "tempering"
-            else GibbsSampler(cfg.k, fast_rng=True)  # binary units from SFC64 on the CPU
+            else GibbsSampler(cfg.k)
         )
         self.chains: Any = None  # GibbsState or TemperingState
         # buffers reused from step to step (no state: rebuilt after a resume)
@@ -154,7 +154,7 @@ class ContrastiveDivergence(Objective):
 
     def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
         model = as_rbm(ctx.model)
-        n = len(batch)
+        n = batch.shape[0]
         if isinstance(self.chains, GibbsState):  # persistent Gibbs chains: no allocations
             x = self._joint_batch(batch)  # rows n: are the chains, advanced in place
             self.sampler.sample_(model, self.chains)
@@ -165,7 +165,7 @@ class ContrastiveDivergence(Objective):
             else:
                 negative, _ = self.sampler.sample(model, GibbsState(batch, ctx.generator))
             x = torch.cat([batch, negative])
-        coef = self._coefficients(n, len(x) - n, x)
+        coef = self._coefficients(n, x.shape[0] - n, x)
         grads, prob = model.free_energy_grads(x, coef, out=self._work)
         metrics = {}
         if ctx.measure:  # F(data) - F(model): the quantity whose gradient is followed
@@ -185,10 +185,10 @@ class ContrastiveDivergence(Objective):
         a concatenation. Made again when the batch size changes or the chains were replaced
         (a checkpoint loaded).
         """
-        n, v = len(batch), self.chains.v
+        n, v = batch.shape[0], self.chains.v
         x = self._joint
-        if x is None or len(x) != n + len(v) or v is not self._chain_rows:
-            x = torch.empty((n + len(v), *v.shape[1:]), dtype=v.dtype, device=v.device)
+        if x is None or x.shape[0] != n + v.shape[0] or v is not self._chain_rows:
+            x = torch.empty((n + v.shape[0], *v.shape[1:]), dtype=v.dtype, device=v.device)
             x[n:] = v
             self._joint, self._chain_rows = x, x[n:]
             self.chains.v = self._chain_rows
