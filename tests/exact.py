@@ -6,7 +6,8 @@ import numpy as np
 import scipy.stats
 import torch
 
-from genphys.models.rbm import BernoulliRBM, GaussianBernoulliRBM
+from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.rbm import BernoulliRBM
 
 D = torch.float64
 

@@ -37,7 +37,8 @@ from genphys.evaluation import (
     pseudo_log_likelihood_terms,
     reconstruction_error,
 )
-from genphys.models.rbm import BernoulliRBM, GaussianBernoulliRBM
+from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.rbm import BernoulliRBM
 
 
 def bernoulli_rbm(nv: int, nh: int, w_std: float, b_std: float = 0.5, seed: int = 0):

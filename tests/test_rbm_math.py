@@ -26,11 +26,8 @@ from exact import (
     gaussian_rbm,
     joint_log_weights,
 )
-from genphys.models.rbm import (
-    BernoulliRBM,
-    GaussianBernoulliRBM,
-    _BernoulliFreeEnergy,
-)
+from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.rbm import BernoulliRBM, _BernoulliFreeEnergy
 from genphys.samplers import GibbsSampler
 
 

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from genphys.errors import GenphysError
 from genphys.evaluation.stats import Estimate, log_mean_exp_estimate, mean_estimate
-from genphys.models.rbm import GaussianBernoulliRBM, RBMBase, bernoulli
+from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.rbm import RBMBase, bernoulli
 
 Schedule = Literal["linear", "sigmoid"]
 

@@ -17,7 +17,8 @@ from torch import Tensor
 from genphys.errors import GenphysError
 from genphys.evaluation.likelihood import _batch, _float64
 from genphys.evaluation.stats import Estimate, mean_estimate
-from genphys.models.rbm import GaussianBernoulliRBM, RBMBase
+from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.rbm import RBMBase
 
 
 def _binary(rbm: RBMBase) -> RBMBase:

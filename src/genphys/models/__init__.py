@@ -3,12 +3,8 @@
 from genphys.models.classifier import Classifier, ClassifierConfig
 from genphys.models.ebm import EBM, EBMConfig
 from genphys.models.gan import GAN, GANConfig
-from genphys.models.rbm import (
-    BernoulliRBM,
-    GaussianBernoulliRBM,
-    GaussianRBMConfig,
-    RBMConfig,
-)
+from genphys.models.grbm import GaussianBernoulliRBM, GaussianRBMConfig
+from genphys.models.rbm import BernoulliRBM, RBMConfig
 from genphys.models.vae import VAE, Autoencoder, AutoencoderConfig, VAEConfig
 
 __all__ = [
