@@ -12,6 +12,11 @@ import torch
 from genphys.io import atomic_path
 
 
+def to_display(x: torch.Tensor, scale: str | None) -> torch.Tensor:
+    """Data as [0, 1] pixels: data scaled to [-1, 1] (``scale="symmetric"``) are mapped back."""
+    return (x + 1) / 2 if scale == "symmetric" else x
+
+
 def image_grid(
     images: torch.Tensor | np.ndarray,
     image_shape: tuple[int, ...],

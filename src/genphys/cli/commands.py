@@ -67,14 +67,9 @@ def train(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def _display(x: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
-    """Samples as [0, 1] pixels: data scaled to [-1, 1] are mapped back."""
-    return (x + 1) / 2 if cfg.get("data", {}).get("scale") == "symmetric" else x
-
-
 def sample(args: argparse.Namespace) -> int:
     from genphys.models.ebm import EBM
-    from genphys.plotting import save_image_grid
+    from genphys.plotting import save_image_grid, to_display
     from genphys.samplers import sample_model
     from genphys.samplers.generate import SNAPSHOTS, ebm_generate
 
@@ -83,6 +78,7 @@ def sample(args: argparse.Namespace) -> int:
     model, cfg = io.load_run(args.run_dir)
     png = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
     langevin = cfg.get("objective", {}).get("config")
+    scale = cfg.get("data", {}).get("scale")
     if args.snapshots:
         if not isinstance(model, EBM):
             raise GenphysError("--snapshots shows an EBM's Langevin chains from noise")
@@ -90,12 +86,13 @@ def sample(args: argparse.Namespace) -> int:
         frames = ebm_generate(model, args.n, args.seed, args.steps, langevin, marks)
         strip = frames.transpose(0, 1).reshape(-1, frames.shape[-1])  # a row per chain
         shape = tuple(cfg.get("image_shape") or [frames.shape[-1]])
-        save_image_grid(_display(strip, cfg), shape, png, nrow=len(marks))
+        save_image_grid(to_display(strip, scale), shape, png, nrow=len(marks))
         x = frames[-1]
         print(f"snapshots at steps {marks} (a column each, a chain per row)")
     else:
         x = sample_model(model, args.n, args.seed, args.steps, not args.binary, langevin)
-        save_image_grid(_display(x, cfg), tuple(cfg.get("image_shape") or [x.shape[1]]), png)
+        shape = tuple(cfg.get("image_shape") or [x.shape[1]])
+        save_image_grid(to_display(x, scale), shape, png)
     npz = png.with_suffix(".npz")
     with io.atomic_path(npz) as tmp:
         np.savez_compressed(tmp, samples=x.numpy())
@@ -193,8 +190,9 @@ def _quality_metrics(
 ) -> dict[str, Any]:
     """--metric: samples against the evaluation data, beside training data against it."""
     from genphys.data import DataConfig, prepare_data
-    from genphys.data.toy import ring_centers
+    from genphys.data.toy import RING_STD, ring_centers
     from genphys.evaluation.sample_quality import load_classifier, quality_report
+    from genphys.plotting import to_display
     from genphys.samplers import sample_model
 
     metrics = tuple(dict.fromkeys(args.metric))
@@ -206,8 +204,8 @@ def _quality_metrics(
     langevin = cfg.get("objective", {}).get("config")
     samples = sample_model(model, n, args.seed, args.steps, False, langevin)
     reference = x[:n]
-    if cfg["data"].get("scale") == "symmetric":  # the classifier sees [0, 1] pixels
-        samples, reference, real = ((t + 1) / 2 for t in (samples, reference, real))
+    scale = cfg["data"].get("scale")  # the classifier sees [0, 1] pixels
+    samples, reference, real = (to_display(t, scale) for t in (samples, reference, real))
     classifier = None
     if "fid" in metrics or "is" in metrics:
         classifier = load_classifier(args.classifier, cfg["data"]["name"])
@@ -220,7 +218,7 @@ def _quality_metrics(
         metrics,
         classifier,
         centers=ring_centers() if ring else None,
-        mode_std=0.02 if ring else None,
+        mode_std=RING_STD if ring else None,
         seed=args.seed,
     )
 

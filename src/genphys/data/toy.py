@@ -16,6 +16,9 @@ from torch import Tensor
 
 from genphys.config import check
 
+#: within-mode standard deviation of the standard ring (Metz et al. 2017)
+RING_STD = 0.02
+
 
 def ring_centers(n_modes: int = 8, radius: float = 2.0) -> Tensor:
     """The ``n_modes`` centres :math:`r(\\cos 2\\pi k/K, \\sin 2\\pi k/K)`, float32 (K, 2).
@@ -33,7 +36,7 @@ def ring_of_gaussians(
     n: int,
     n_modes: int = 8,
     radius: float = 2.0,
-    std: float = 0.02,
+    std: float = RING_STD,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``n`` samples of the ring mixture and its centres.
@@ -59,4 +62,4 @@ def ring_of_gaussians(
     return samples, centers
 
 
-__all__ = ["ring_centers", "ring_of_gaussians"]
+__all__ = ["RING_STD", "ring_centers", "ring_of_gaussians"]

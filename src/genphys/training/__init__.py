@@ -5,7 +5,8 @@ from genphys.training.classification import Classification, ClassificationConfig
 from genphys.training.energy import EnergyCDConfig, EnergyContrastiveDivergence
 from genphys.training.objectives import CDConfig, ContrastiveDivergence, Objective, build_objective
 from genphys.training.options import TrainerConfig
-from genphys.training.trainer import StepContext, Trainer
+from genphys.training.step import StepContext
+from genphys.training.trainer import Trainer
 
 __all__ = [
     "Adversarial",

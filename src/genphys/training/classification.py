@@ -15,7 +15,7 @@ from genphys.registry import register_objective
 from genphys.training.objectives import Objective
 
 if TYPE_CHECKING:
-    from genphys.training.trainer import StepContext
+    from genphys.training.step import StepContext
 
 
 @dataclasses.dataclass

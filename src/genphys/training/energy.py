@@ -19,7 +19,7 @@ from genphys.samplers.langevin import LangevinSampler, LangevinState
 from genphys.training.objectives import Objective
 
 if TYPE_CHECKING:
-    from genphys.training.trainer import StepContext
+    from genphys.training.step import StepContext
 
 
 @dataclasses.dataclass
@@ -81,30 +81,27 @@ class EnergyContrastiveDivergence(Objective):
         super().__init__(config)
         self.buffer: ReplayBuffer | None = None
         self.chains: LangevinState | None = None  # holds the generator of buffer and chains
-
-    def sampler(self, model: EBM) -> LangevinSampler:
-        """The Langevin sampler of this configuration, clamped to the model's data range."""
-        cfg = self.config
-        return LangevinSampler(
-            cfg.step_size,
-            cfg.noise,
-            cfg.langevin_steps,
-            grad_clamp=cfg.grad_clamp,
-            clamp=model.config.data_range,
-        )
+        self.sampler: LangevinSampler | None = None  # made in setup (clamped to the data box)
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         ebm = as_ebm(model)
         generator = make_generator(derive_seed(seed, 23, rank), train.device)
         low, high = ebm.config.data_range or (-1.0, 1.0)
         cfg = self.config
+        self.sampler = LangevinSampler(
+            cfg.step_size,
+            cfg.noise,
+            cfg.langevin_steps,
+            grad_clamp=cfg.grad_clamp,
+            clamp=ebm.config.data_range,
+        )
         self.buffer = ReplayBuffer(cfg.buffer_size, cfg.reinit_fraction, low, high)
         self.buffer.init(train.shape[1:], generator, train.dtype)
         self.chains = LangevinState(train[:0].clone(), generator)
 
     def negative_samples(self, model: EBM, n: int) -> Tensor:
         """Draw ``n`` chains from the buffer, run Langevin, store them back; return them."""
-        assert self.buffer is not None and self.chains is not None
+        assert self.buffer is not None and self.chains is not None and self.sampler is not None
         x, idx = self.buffer.draw(min(n, self.buffer.capacity), self.chains.generator)
         self.chains.x = x
         frozen = [(p, p.requires_grad) for p in model.parameters()]
@@ -113,7 +110,7 @@ class EnergyContrastiveDivergence(Objective):
         for p, _ in frozen:
             p.requires_grad_(False)
         try:
-            fake, self.chains = self.sampler(model).sample(model.energy, self.chains)
+            fake, self.chains = self.sampler.sample(model.energy, self.chains)
         finally:
             for p, flag in frozen:
                 p.requires_grad_(flag)

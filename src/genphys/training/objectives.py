@@ -24,7 +24,7 @@ from genphys.samplers.gibbs import GibbsSampler, GibbsState
 from genphys.samplers.tempering import ParallelTemperingSampler, TemperingState
 
 if TYPE_CHECKING:
-    from genphys.training.trainer import StepContext
+    from genphys.training.step import StepContext
 
 
 class Objective:

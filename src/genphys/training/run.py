@@ -215,7 +215,7 @@ def write_figures(
     """Samples (an autoencoder: reconstructions; a GAN: also its progress across epochs and a
     noise interpolation) and training curves, as PNG files; nothing for a classifier."""
     from genphys.models.vae import Autoencoder
-    from genphys.plotting import plot_curves, save_image_grid
+    from genphys.plotting import plot_curves, save_image_grid, to_display
     from genphys.plotting_latent import plot_reconstructions
     from genphys.samplers import sample_model
 
@@ -234,8 +234,7 @@ def write_figures(
         plot_reconstructions(model, x, shape, run_dir / "reconstructions.png")
     elif isinstance(model, EBM):  # 256 Langevin steps from noise, as the tutorial's callback
         x = sample_model(model, 64, seed, 256, langevin=cfg["objective"]["config"])
-        save_image_grid((x + 1) / 2 if model.config.data_range == (-1, 1) else x, shape,
-                        run_dir / "samples.png")  # fmt: skip
+        save_image_grid(to_display(x, cfg["data"]["scale"]), shape, run_dir / "samples.png")
     else:
         save_image_grid(sample_model(model, n=64, seed=seed), shape, run_dir / "samples.png")
 

@@ -8,7 +8,6 @@ an :class:`~genphys.training.objectives.Objective`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 import sys
 import time
@@ -24,7 +23,6 @@ from genphys import io
 from genphys.errors import GenphysError, TrainingDiverged
 from genphys.rng import derive_seed, make_generator
 from genphys.training.distributed import (
-    average_over_processes,
     gather_states,
     init_distributed,
     resolve_device,
@@ -33,75 +31,10 @@ from genphys.training.distributed import (
 from genphys.training.objectives import Objective
 from genphys.training.options import TrainerConfig, make_optimizer, make_scheduler
 from genphys.training.reporting import MetricsLog, progress_bar
+from genphys.training.step import StepContext
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
 Callback = Callable[["Trainer", dict[str, Any]], None]
-
-
-class StepContext:
-    """What an objective's step sees: the model, its (maybe DDP-wrapped) forward, updates."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self._trainer = trainer
-        self.model: nn.Module = trainer.model
-        self.forward: Callable[..., Any] = trainer.wrapped
-        self.generator: torch.Generator = trainer.generator
-        self.device = trainer.device
-        self._params = dict(trainer.model.named_parameters())
-
-    #: whether this step should compute its (possibly costly) metrics; set by the trainer
-    measure: bool = True
-    #: steps completed before this one (counts across epochs and resumes)
-    step: int = 0
-    #: the batch's labels when the trainer was given labels (a classifier), else None
-    labels: Tensor | None = None
-
-    def apply_gradients(self, group: str, grads: dict[str, Tensor]) -> None:
-        """Step the optimizer of ``group`` with gradients computed in closed form.
-
-        ``grads`` maps parameter names of ``ctx.model`` to gradients. Under DDP they are
-        averaged over processes here (what DDP's hooks do for :meth:`update`); a non-finite
-        gradient stops training (NaN guard).
-        """
-        t = self._trainer
-        grads = average_over_processes(grads, t.world_size)
-        names = sorted(grads)
-        if self.device.type == "cpu":  # a few scalar reads cost less than stack + isfinite
-            finite = all(math.isfinite(grads[k].sum().item()) for k in names)
-        else:  # one device sync
-            finite = bool(torch.isfinite(torch.stack([grads[k].sum() for k in names])).all())
-        if not finite:
-            raise TrainingDiverged(f"the {group} gradient became non-finite")
-        for k in names:
-            self._params[k].grad = grads[k]
-        self._clip_and_step(group)
-
-    def update(self, group: str, loss: Tensor) -> None:
-        """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included)."""
-        t = self._trainer
-        t.optimizers[group].zero_grad(set_to_none=True)
-        loss.backward()  # under DDP the gradients are now averaged: every rank sees a NaN
-        params = [p for g in t.optimizers[group].param_groups for p in g["params"]]
-        if t.world_size > 1 and t.wrapped is t.model:  # not DDP-wrapped: average explicitly
-            named = {str(i): p.grad for i, p in enumerate(params) if p.grad is not None}
-            for i, grad in average_over_processes(named, t.world_size).items():
-                params[int(i)].grad = grad
-        grads = [p.grad for p in params if p.grad is not None]
-        sums = torch.stack([loss.detach().reshape(()), *(g.sum() for g in grads)])
-        if not bool(torch.isfinite(sums).all()):
-            raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
-        self._clip_and_step(group)
-        if t.world_size > 1 and t.wrapped is t.model:  # e.g. batch-norm statistics
-            for buffer in t.model.buffers():
-                dist.broadcast(buffer, 0)
-
-    def _clip_and_step(self, group: str) -> None:
-        opt = self._trainer.optimizers[group]
-        clip = self._trainer.config.grad_clip
-        if clip is not None:
-            params = [p for g in opt.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
 
 
 class Trainer:
