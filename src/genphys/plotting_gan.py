@@ -20,6 +20,7 @@ from torch import Tensor
 from genphys.errors import GenphysError
 from genphys.io import atomic_path
 from genphys.models.gan import GAN
+from genphys.models.nets import evaluating
 from genphys.plotting import image_grid, save_image_grid
 from genphys.rng import derive_seed
 
@@ -39,14 +40,9 @@ def fixed_noise(model: GAN, n: int, seed: int) -> Tensor:
     return model.noise(n, g)
 
 
-@torch.no_grad()
 def _generate_eval(model: GAN, z: Tensor) -> Tensor:
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return to_unit(model, model.generate(z)).cpu()
-    finally:
-        model.train(was_training)
 
 
 def save_epoch_samples(

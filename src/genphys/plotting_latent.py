@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from genphys.errors import GenphysError
 from genphys.io import atomic_path
+from genphys.models.nets import evaluating
 from genphys.models.vae import VAE, Autoencoder
 from genphys.plotting import image_grid, save_image_grid
 
@@ -24,19 +25,6 @@ LatentModel = VAE | Autoencoder
 Shape = tuple[int, ...]
 PlotFn = Callable[[nn.Module, Tensor, "Tensor | None", Shape, "str | Path", int], Path]
 _Plot = Callable[[LatentModel, Tensor, "Tensor | None", Shape, "str | Path", int], Any]
-
-
-@contextlib.contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no_grad inside; each submodule's train/eval mode restored on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 @contextlib.contextmanager
@@ -104,7 +92,7 @@ def plot_latent_space(
     a, b = dims
     if a == b or not (0 <= a < d and 0 <= b < d):
         raise GenphysError(f"dims must be two different latent indices in [0, {d}), got {dims}")
-    with _evaluating(model):
+    with evaluating(model):
         p = next(model.parameters())
         xs = torch.linspace(-extent, extent, n, dtype=p.dtype, device=p.device)
         z = torch.zeros(n, n, d, dtype=p.dtype, device=p.device)
@@ -135,7 +123,7 @@ def plot_label_clusters(
     the plotted (N, 2) coordinates.
     """
     x = _to_model(model, data)
-    with _evaluating(model):
+    with evaluating(model):
         z = latent_mean(model, x).cpu().double()
     y = None if labels is None else labels.detach().cpu()
     if y is not None:
@@ -176,7 +164,7 @@ def plot_reconstructions(
     fill a short last pair). Returns the grid array (``image_grid`` layout, ``nrow=min(n, 8)``).
     """
     x = _to_model(model, data[:n])
-    with _evaluating(model):
+    with evaluating(model):
         rec = model.reconstruct(x)
     per_row = min(8, len(x))
     rows = []
@@ -201,7 +189,7 @@ def plot_interpolation(
     Returns the one-row grid array (``image_grid`` layout).
     """
     x = _to_model(model, torch.stack([x_a.reshape(-1), x_b.reshape(-1)]), "x_a, x_b")
-    with _evaluating(model):
+    with evaluating(model):
         mu = latent_mean(model, x)
         t = torch.linspace(0, 1, steps, dtype=mu.dtype, device=mu.device)[:, None]
         z = (1 - t) * mu[0] + t * mu[1]
@@ -220,7 +208,7 @@ def plot_samples(
     if not isinstance(model, VAE):
         raise GenphysError("an autoencoder has no prior to sample from; try --kind reconstructions")
     gen = torch.Generator(next(model.parameters()).device).manual_seed(seed)
-    with _evaluating(model):
+    with evaluating(model):
         x = model.sample(n, gen)
     return _grid_png(x, _shape(model, image_shape), path)
 

@@ -18,34 +18,21 @@ and returns float64 results on the CPU; errors are over examples.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from genphys.errors import GenphysError
 from genphys.evaluation.stats import Estimate, mean_estimate
+from genphys.models.nets import evaluating
 from genphys.models.vae import VAE, Autoencoder
 
 #: Numbers held by one layer's activations in a decoder pass (2**22 float32 = 16 MiB).
 _BUDGET = 2**22
 #: Latent numbers drawn by one call to ``model.reparameterize`` (2**20 float32 = 4 MiB).
 _DRAWS = 2**20
-
-
-@contextlib.contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients for the block; the model's train/eval mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def _data(model: VAE | Autoencoder, x: Tensor | np.ndarray, vae: bool = True) -> Tensor:
@@ -115,7 +102,7 @@ def iwae_log_likelihood(
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(0)
     out = []
-    with _evaluating(model):
+    with evaluating(model):
         for xb in x.split(batch_size):
             mu, logvar = model.encode(xb)
             acc = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
@@ -172,7 +159,7 @@ def elbo_estimate(
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(0)
     parts: dict[str, list[Tensor]] = {"elbo": [], "reconstruction": [], "kl": []}
-    with _evaluating(model):
+    with evaluating(model):
         for xb in x.split(batch_size):
             terms = model.elbo_terms(xb, generator)
             for name, values in parts.items():
@@ -182,7 +169,7 @@ def elbo_estimate(
 
 def _posterior_params(model: VAE, x: Tensor, batch_size: int = 4096) -> tuple[Tensor, Tensor]:
     """mu and logvar of q(z|x) for all of ``x``, float64 on the CPU."""
-    with _evaluating(model):
+    with evaluating(model):
         pairs = [model.encode(xb) for xb in x.split(batch_size)]
     mu = torch.cat([m for m, _ in pairs]).to(torch.float64).cpu()
     logvar = torch.cat([lv for _, lv in pairs]).to(torch.float64).cpu()
@@ -231,7 +218,7 @@ def latent_reconstruction_error(
     """
     _positive(batch_size, "batch_size")
     x = _data(model, data, vae=False)
-    with _evaluating(model):
+    with evaluating(model):
         err = [((xb - model.reconstruct(xb)) ** 2).sum(-1) for xb in x.split(batch_size)]
     return mean_estimate(torch.cat(err).to(torch.float64))
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genphys.evaluation.stats import Estimate, mean_estimate
+from genphys.models.nets import evaluating
 
 
 def flipped(x: Tensor, image_shape: tuple[int, ...]) -> Tensor:
@@ -33,15 +34,10 @@ def shrunken(x: Tensor, image_shape: tuple[int, ...], background: float) -> Tens
     return canvas.reshape(len(x), -1)
 
 
-@torch.no_grad()
 def batched_energy(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     """E(x) per example, in eval mode (the mode is restored), float64 on the CPU."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return torch.cat([model(b).double().cpu() for b in x.split(batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def auroc(lower: Tensor, higher: Tensor) -> float:

@@ -7,9 +7,10 @@ Both take and give flattened images, so every model sees data as (N, C*H*W).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,22 @@ def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients inside; every submodule's train/eval mode restored on exit.
+
+    (Code that needs input gradients inside, such as Langevin steps, enables them itself.)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def check_batch(
@@ -166,5 +183,6 @@ __all__ = [
     "check_batch",
     "check_image_shape",
     "encoder_decoder",
+    "evaluating",
     "mlp",
 ]

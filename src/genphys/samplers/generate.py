@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from genphys.errors import GenphysError
 from genphys.models.ebm import EBM
+from genphys.models.nets import evaluating
 from genphys.models.rbm import as_rbm
 from genphys.rng import derive_seed, make_generator
 from genphys.samplers.gibbs import GibbsSampler
@@ -58,9 +59,7 @@ def ebm_generate(
         )
     else:
         state = sampler.init_state(x0.to(device), derive_seed(seed, 5))
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):  # Langevin enables the input gradients it needs
         if known is None:
             x, _ = sampler.sample(model.energy, state, None if snapshots else steps, snapshots)
             return x
@@ -72,8 +71,6 @@ def ebm_generate(
             if snapshots and step in snapshots:
                 frames.append(state.x.clone())
         return torch.stack(frames) if snapshots else state.x
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -96,13 +93,9 @@ def sample_model(
     if isinstance(model, EBM):
         return ebm_generate(model, n, seed, steps, langevin)
     if hasattr(model, "sample"):
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        generator = make_generator(derive_seed(seed, 5), device)
-        out = model.sample(n, generator, mean=mean)  # type: ignore[operator]
-        model.train(was_training)
-        return out
+        generator = make_generator(derive_seed(seed, 5), next(model.parameters()).device)
+        with evaluating(model):
+            return model.sample(n, generator, mean=mean)  # type: ignore[operator]
     if hasattr(model, "encode"):
         raise GenphysError(
             "an autoencoder has no prior to sample from; look at its "
