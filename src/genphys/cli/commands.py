@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from genphys import io
+from genphys.cli.ising import ising  # noqa: F401  (genphys ising ...)
 from genphys.config import load_config_file
 from genphys.errors import GenphysError
 from genphys.models.gan import GAN

@@ -94,11 +94,13 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "scale": ("data", "scale", str, "unit ([0, 1]), symmetric ([-1, 1]) or none (as stored)"),
     "val_fraction": ("data", "val_fraction", float, "held-out fraction"),
     "limit": ("data", "limit", int, "use at most N examples"),
+    "temperature": ("data", "temperature", float, "temperature to read from an Ising dataset"),
 }
 SWITCHES = {
     "pcd": ("objective", "persistent", True, "persistent chains (PCD)"),
     "cd": ("objective", "persistent", False, "chains restart at the data (CD)"),
     "learn_sigma": ("model", "learn_sigma", True, "learn the visible / output std (grbm, vae)"),
+    "periodic": ("model", "periodic", True, "circular padding for spins on a torus (conv, dcgan)"),
     "no_progress": ("trainer", "progress", False, "no progress bar"),
     "tensorboard": ("trainer", "tensorboard", True, "log to TensorBoard too"),
 }
@@ -201,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("file", nargs="?", help="images to score (.npy/.npz); optional")
     score.add_argument("--seed", type=int, default=0)
     score.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from genphys.cli.ising import add_parser as add_ising_parser
+
+    add_ising_parser(sub, _Parser)
 
     plot = sub.add_parser(
         "plot",

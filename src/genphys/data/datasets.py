@@ -210,6 +210,7 @@ def load_dataset(
     split: str = "train",
     root: str | Path | None = None,
     download: bool = True,
+    temperature: float | None = None,
 ) -> Dataset:
     """Load a dataset by name (``mnist``, ``fashion-mnist``, ``digits``) or .npy/.npz path.
 
@@ -218,6 +219,8 @@ def load_dataset(
         split: ``"train"`` or ``"test"``; only MNIST and Fashion-MNIST have a test split.
         root: extra folder searched for MNIST/Fashion-MNIST files.
         download: allow downloading MNIST/Fashion-MNIST files.
+        temperature: which temperature of an Ising dataset to read (see
+            :func:`genphys.physics.dataset.load_ising`); spins become 0/1.
 
     Returns:
         The loaded :class:`Dataset`.
@@ -229,9 +232,11 @@ def load_dataset(
         raise GenphysError(f"split must be 'train' or 'test', got {split!r}")
     key = str(spec).strip()
     name = _ALIASES.get(key.lower(), key.lower())
+    is_file = key.lower().endswith((".npy", ".npz"))
+    if temperature is not None and not is_file:
+        raise GenphysError(f"a temperature is for Ising datasets (.npz files); {key} is not one")
     if name in MNIST_NAMES:
         return load_mnist(name, split, root, download)
-    is_file = key.lower().endswith((".npy", ".npz"))
     if name == "ring" and split == "test":  # a fresh draw of the same distribution
         return load_ring(seed=1)
     if name == "ring":
@@ -242,7 +247,15 @@ def load_dataset(
                 f"{key} has no {split!r} split (only MNIST and Fashion-MNIST do); use "
                 "split='train' and hold out data with val_fraction"
             )
-        return load_digits() if name == "digits" else load_array(key)
+        if name == "digits":
+            return load_digits()
+        from genphys.physics.dataset import is_ising_file, load_ising
+
+        if is_ising_file(key):
+            return load_ising(key).as_dataset(temperature)
+        if temperature is not None:
+            raise GenphysError(f"a temperature is for Ising datasets; {key} is not one")
+        return load_array(key)
     raise GenphysError(
         f"unknown dataset {key!r}; choose from {', '.join(DATASET_NAMES)} "
         "or give a path to a .npy/.npz file"

@@ -124,6 +124,9 @@ class DataConfig(Config):
         seed: seed of the split permutation.
         limit: keep only this many examples (a random subset, taken before the
             train/validation split) for quick runs; ``None`` keeps all.
+        temperature: for an Ising dataset (``genphys ising simulate``), the temperature
+            whose configurations to read (spins become 0/1; ``scale="symmetric"`` gives
+            -1/+1); ``None`` when the file holds one temperature.
     """
 
     name: str = "digits"
@@ -134,6 +137,7 @@ class DataConfig(Config):
     val_fraction: float = 0.1
     seed: int = 0
     limit: int | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         check(isinstance(self.name, str) and bool(self.name.strip()), "data name is empty")
@@ -223,7 +227,7 @@ def prepare_data(
         GenphysError: loading errors, empty data, NaN/Inf values, values outside [0, 1]
             where the transform needs them, or a split that leaves no training data.
     """
-    data = load_dataset(config.name, config.split, root, download)
+    data = load_dataset(config.name, config.split, root, download, config.temperature)
     x, y = data.x, data.y
     if len(data) == 0 or x.shape[1] == 0:
         raise GenphysError(f"data {data.name} is empty (shape {tuple(x.shape)})")

@@ -1,0 +1,1 @@
+"""Physics: the 2-D Ising model (Monte Carlo, exact results, observables)."""

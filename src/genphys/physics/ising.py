@@ -1,0 +1,369 @@
+r"""Monte Carlo of the 2-D Ising ferromagnet on an L x L torus, many chains at once.
+
+Energy :math:`E = -\sum_{\langle ij\rangle} s_i s_j - h \sum_i s_i` (J = 1, k_B = 1, the 2N
+nearest-neighbour bonds of the torus each counted once). Two samplers share one explicit
+state (:class:`IsingState`: spins, seed, counter):
+
+* :class:`Metropolis`: checkerboard single-flip Metropolis. The two sublattices are updated
+  in turn; the sites of one sublattice do not interact, so each half sweep is a product of
+  single-site Metropolis updates and satisfies detailed balance.
+* :class:`SwendsenWang`: the cluster algorithm of Swendsen and Wang (1987): bonds between
+  aligned neighbours are frozen with probability :math:`1 - e^{-2\beta}`, the resulting
+  clusters of all chains are found at once (SciPy's connected components of the bond graph),
+  and every cluster takes a new spin from its conditional (a fair coin when h = 0). It beats
+  critical slowing down near T_c.
+
+Spins are stored chain-last, ``(L, L, chains)`` int32, so that the update vectorizes over
+chains. Random numbers are not drawn from a ``torch.Generator``: site ``k`` of sweep ``t``
+reads output number ``counter + k`` of a SplitMix64 stream (a counter-based generator that
+passes BigCrush) keyed by the seed. The state is thus two integers plus the spins, a run is
+reproducible bit for bit, and the update is a pure integer function that ``torch.compile``
+fuses into one loop (about 10x faster than eager PyTorch on a CPU; results are identical).
+Acceptance tests compare 31-bit integers with thresholds ``floor(p 2^31)``, so acceptance
+probabilities are exact to :math:`2^{-31}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genphys.errors import GenphysError
+
+_M64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_ONE = 1 << 31  # acceptance thresholds are in units of 2^-31
+#: Smallest lattice x chains for which ``compile="auto"`` compiles the update.
+COMPILE_MIN_SITES = 1 << 15
+
+
+def _signed(u: int) -> int:
+    u &= _M64
+    return u - (1 << 64) if u >> 63 else u
+
+
+def _mix_py(z: int) -> int:
+    z = ((z ^ (z >> 30)) * _MIX1) & _M64
+    z = ((z ^ (z >> 27)) * _MIX2) & _M64
+    return z ^ (z >> 31)
+
+
+def _mix(z: Tensor) -> Tensor:
+    """SplitMix64's output function on int64 tensors (wrapping products, logical shifts)."""
+    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _signed(_MIX1)
+    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _signed(_MIX2)
+    return z ^ ((z >> 31) & ((1 << 33) - 1))
+
+
+def _random_pair(base: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Two independent 31-bit integers per site from the stream position ``base + index``."""
+    z = _mix(base + index * _signed(_GAMMA))
+    low, high = z & (_ONE - 1), (z >> 33) & (_ONE - 1)
+    return low.to(torch.int32), high.to(torch.int32)
+
+
+def _neighbour_sum(s: Tensor) -> Tensor:
+    return torch.roll(s, 1, 0) + torch.roll(s, -1, 0) + torch.roll(s, 1, 1) + torch.roll(s, -1, 1)
+
+
+def _metropolis_half(
+    s: Tensor, base: Tensor, index: Tensor, mask: Tensor, thresholds: Tensor
+) -> Tensor:
+    """Offer a flip to every site where ``mask`` is set (one sublattice).
+
+    ``thresholds[5 (s+1)/2 + (s nn + 4)/2] + 1`` is the acceptance probability in units of
+    2^-31 (int32: -1 never accepts, 2^31 - 1 always does).
+    """
+    r, _ = _random_pair(base, index)
+    snn = s * _neighbour_sum(s)
+    up = s > 0
+    threshold = torch.where(up, thresholds[5], thresholds[0])
+    for j in range(1, 5):
+        level = torch.where(up, thresholds[5 + j], thresholds[j])
+        threshold = torch.where(snn == 2 * j - 4, level, threshold)
+    threshold = torch.where(mask != 0, threshold, -1)  # an int32 mask: a bool one is slow
+    return torch.where(r <= threshold, -s, s)
+
+
+def _energy_magnetization(s: Tensor, h: float) -> tuple[Tensor, Tensor]:
+    n = s.shape[0] * s.shape[1]
+    bonds = (s * (torch.roll(s, 1, 0) + torch.roll(s, 1, 1))).sum((0, 1))
+    m = s.sum((0, 1))
+    return (-bonds - h * m).double() / n, m.double() / n
+
+
+def compiler_available() -> bool:
+    """Whether ``torch.compile`` can build CPU kernels here (a C++ compiler is on PATH)."""
+    if os.environ.get("GENPHYS_COMPILE", "1") == "0":
+        return False
+    return any(shutil.which(cc) for cc in ("g++", "c++", "clang++", "cl"))
+
+
+@functools.cache
+def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return torch.compile(fn, dynamic=False)
+
+
+def _call(fn: Callable[..., Any], compile_: bool, *args: Any) -> Any:
+    if compile_:
+        try:
+            return _compiled(fn)(*args)
+        except Exception as exc:  # no working compiler: same numbers, eager speed
+            warnings.warn(f"torch.compile failed ({exc!s:.200}); using eager PyTorch", stacklevel=3)
+            _DISABLED.add(fn)
+    return fn(*args)
+
+
+_DISABLED: set[Callable[..., Any]] = set()
+
+
+@dataclasses.dataclass
+class IsingState:
+    """Explicit sampler state: ``spins`` (L, L, chains) int32 in {-1, +1}, ``seed``,
+    ``counter`` (random numbers used so far) and ``sweeps`` done."""
+
+    spins: Tensor
+    seed: int
+    counter: int = 0
+    sweeps: int = 0
+
+    @property
+    def L(self) -> int:
+        return int(self.spins.shape[0])
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.spins.shape[2])
+
+    def configurations(self) -> np.ndarray:
+        """Spins as an (chains, L, L) int8 array of +-1."""
+        return self.spins.permute(2, 0, 1).to(torch.int8).numpy().copy()
+
+    def energy_magnetization(self, h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Energy and magnetization per spin of every chain (float64 arrays)."""
+        e, m = _energy_magnetization(self.spins, h)
+        return e.numpy(), m.numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "spins": self.spins.clone(),
+            "seed": self.seed,
+            "counter": self.counter,
+            "sweeps": self.sweeps,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> IsingState:
+        return cls(
+            state["spins"].to(torch.int32).contiguous(),
+            int(state["seed"]),
+            int(state["counter"]),
+            int(state["sweeps"]),
+        )
+
+    def _base(self) -> Tensor:
+        """Stream position ``counter`` of this seed's SplitMix64 stream, as an int64 scalar."""
+        key = _mix_py((int(self.seed) * _GAMMA + 0x5851F42D4C957F2D) & _M64)
+        return torch.tensor(_signed(key + self.counter * _GAMMA), dtype=torch.int64)
+
+
+def init_state(
+    L: int,
+    n_chains: int,
+    seed: int = 0,
+    start: str = "random",
+) -> IsingState:
+    """A fresh state: ``start="random"`` (infinite temperature), ``"up"`` or ``"down"``."""
+    if not isinstance(L, int) or L < 2 or L % 2:
+        raise GenphysError(f"the lattice size L must be an even integer >= 2, got {L!r}")
+    if not isinstance(n_chains, int) or n_chains < 1:
+        raise GenphysError(f"n_chains must be a positive integer, got {n_chains!r}")
+    if start == "random":
+        g = torch.Generator().manual_seed(int(seed))
+        spins = torch.randint(0, 2, (L, L, n_chains), generator=g, dtype=torch.int32) * 2 - 1
+    elif start in ("up", "down"):
+        spins = torch.full((L, L, n_chains), 1 if start == "up" else -1, dtype=torch.int32)
+    else:
+        raise GenphysError(f"start must be 'random', 'up' or 'down', got {start!r}")
+    return IsingState(spins, int(seed))
+
+
+def state_from_configurations(configs: Any, seed: int = 0) -> IsingState:
+    """A state whose chains start from given (chains, L, L) configurations of +-1."""
+    x = torch.as_tensor(np.asarray(configs))
+    if x.ndim != 3 or x.shape[1] != x.shape[2] or x.shape[1] % 2:
+        raise GenphysError(
+            f"configurations must have shape (chains, L, L), L even; got {tuple(x.shape)}"
+        )
+    if not bool(((x == 1) | (x == -1)).all()):
+        raise GenphysError("configurations must hold spins -1 and +1 only")
+    return IsingState(x.permute(1, 2, 0).to(torch.int32).contiguous(), int(seed))
+
+
+class _Sampler:
+    """Shared set-up: temperature, field, and whether to compile."""
+
+    def __init__(self, T: float, h: float = 0.0, compile: str | bool = "auto") -> None:
+        if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0):
+            raise GenphysError(f"the temperature T must be a positive number, got {T!r}")
+        if not math.isfinite(h):
+            raise GenphysError(f"the field h must be finite, got {h!r}")
+        if compile not in ("auto", True, False):
+            raise GenphysError(f"compile must be 'auto', True or False, got {compile!r}")
+        self.T, self.h, self.beta = float(T), float(h), 1.0 / float(T)
+        self.compile = compile
+        self._index: dict[tuple[int, ...], Tensor] = {}
+
+    def _use_compile(self, spins: Tensor, fn: Callable[..., Any]) -> bool:
+        if self.compile is False or fn in _DISABLED:
+            return False
+        if self.compile == "auto":
+            return spins.numel() >= COMPILE_MIN_SITES and compiler_available()
+        return True
+
+    def index(self, spins: Tensor) -> Tensor:
+        shape = tuple(spins.shape)
+        if shape not in self._index:
+            self._index[shape] = torch.arange(spins.numel(), dtype=torch.int64).view(shape)
+        return self._index[shape]
+
+    def _check(self, state: IsingState, n: int) -> None:
+        if not isinstance(state, IsingState):
+            raise GenphysError(f"expected an IsingState, got {type(state).__name__}")
+        if not isinstance(n, int) or n < 0:
+            raise GenphysError(f"the number of sweeps must be a non-negative integer, got {n!r}")
+
+    def run(
+        self, state: IsingState, n_sweeps: int, measure_every: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sweep ``n_sweeps`` times; return energy and magnetization per spin measured
+        every ``measure_every`` sweeps, as (measurements, chains) float64 arrays."""
+        if not isinstance(measure_every, int) or measure_every < 1:
+            raise GenphysError(f"measure_every must be a positive integer, got {measure_every!r}")
+        es, ms = [], []
+        for _ in range(n_sweeps // measure_every):
+            self.sweep_(state, measure_every)
+            e, m = state.energy_magnetization(self.h)
+            es.append(e)
+            ms.append(m)
+        self.sweep_(state, n_sweeps % measure_every)
+        shape = (0, state.n_chains)
+        return (np.stack(es) if es else np.zeros(shape)), (np.stack(ms) if ms else np.zeros(shape))
+
+    def sweep_(self, state: IsingState, n: int = 1) -> IsingState:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Metropolis(_Sampler):
+    """Checkerboard single-spin-flip Metropolis at temperature ``T`` and field ``h``.
+
+    ``compile="auto"`` compiles the sweep with ``torch.compile`` for lattices x chains of at
+    least :data:`COMPILE_MIN_SITES` when a C++ compiler is available (set the environment
+    variable ``GENPHYS_COMPILE=0`` to never compile); results do not depend on it.
+
+    >>> sampler = Metropolis(T=2.5)
+    >>> state = init_state(L=8, n_chains=4, seed=0)
+    >>> _ = sampler.sweep_(state, 10)
+    >>> state.sweeps, state.counter
+    (10, 2560)
+    """
+
+    def __init__(self, T: float, h: float = 0.0, compile: str | bool = "auto") -> None:
+        super().__init__(T, h, compile)
+        table = []
+        for s in (-1, 1):
+            for snn in (-4, -2, 0, 2, 4):
+                d_energy = 2.0 * (snn + self.h * s)
+                p = 1.0 if d_energy <= 0 else math.exp(-self.beta * d_energy)
+                table.append((_ONE if p >= 1.0 else math.floor(p * _ONE)) - 1)
+        self.thresholds = torch.tensor(table, dtype=torch.int32)
+        self._masks: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def masks(self, L: int) -> tuple[Tensor, Tensor]:
+        """The two sublattices (sites with i + j even, odd) as (L, L, 1) int32 0/1 masks."""
+        if L not in self._masks:
+            i = torch.arange(L)
+            odd = ((i[:, None] + i[None, :]) % 2).to(torch.int32)[:, :, None]
+            self._masks[L] = (1 - odd, odd)
+        return self._masks[L]
+
+    def sweep_(self, state: IsingState, n: int = 1) -> IsingState:
+        """Do ``n`` sweeps in place (each site is offered one flip per sweep)."""
+        self._check(state, n)
+        spins, index = state.spins, self.index(state.spins)
+        compile_ = self._use_compile(spins, _metropolis_half)
+        masks = self.masks(state.L)
+        for _ in range(n):
+            for mask in masks:  # each site reads one random number per sweep
+                base = state._base()
+                spins = _call(_metropolis_half, compile_, spins, base, index, mask, self.thresholds)
+            state.counter += index.numel()
+            state.sweeps += 1
+        state.spins = spins
+        return state
+
+
+class SwendsenWang(_Sampler):
+    """Swendsen-Wang cluster updates at temperature ``T`` and field ``h``.
+
+    With a field, each cluster of size n is set up with probability
+    :math:`1/(1 + e^{-2\\beta h n})` (heat bath on the cluster), which keeps detailed balance.
+    """
+
+    def __init__(self, T: float, h: float = 0.0, compile: str | bool = False) -> None:
+        super().__init__(T, h, compile)
+        self.bond_threshold = math.floor(-math.expm1(-2.0 * self.beta) * _ONE)
+
+    def sweep_(self, state: IsingState, n: int = 1) -> IsingState:
+        """Do ``n`` cluster updates in place."""
+        self._check(state, n)
+        for _ in range(n):
+            self._update(state)
+        return state
+
+    def _update(self, state: IsingState) -> None:
+        s, index = state.spins, self.index(state.spins)
+        r_right, r_down = _random_pair(state._base(), index)
+        state.counter += index.numel()
+        right = (s == torch.roll(s, -1, 1)) & (r_right < self.bond_threshold)  # (i,j)-(i,j+1)
+        down = (s == torch.roll(s, -1, 0)) & (r_down < self.bond_threshold)  # (i,j)-(i+1,j)
+        n_clusters, label = _cluster_labels(index.numpy(), right.numpy(), down.numpy())
+        coin, _ = _random_pair(state._base(), torch.arange(n_clusters))
+        state.counter += n_clusters
+        if self.h == 0.0:
+            up_threshold = torch.full((n_clusters,), _ONE // 2, dtype=torch.int64)
+        else:
+            size = torch.from_numpy(np.bincount(label, minlength=n_clusters)).double()
+            up_threshold = torch.floor(torch.sigmoid(2.0 * self.beta * self.h * size) * _ONE)
+        cluster_up = coin < up_threshold.long()
+        up = cluster_up[torch.from_numpy(label)].view_as(s)
+        state.spins = torch.where(up, 1, -1).to(torch.int32)
+        state.sweeps += 1
+
+
+def _cluster_labels(
+    index: np.ndarray, right: np.ndarray, down: np.ndarray
+) -> tuple[int, np.ndarray]:
+    """Connected components of the frozen-bond graph of all chains (SciPy's union of
+    breadth-first searches in C): the number of clusters and each site's cluster."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    src = np.concatenate([index[right], index[down]])
+    dst = np.concatenate([np.roll(index, -1, 1)[right], np.roll(index, -1, 0)[down]])
+    ones = np.ones(src.size, dtype=np.int8)
+    graph = coo_matrix((ones, (src, dst)), shape=(index.size, index.size)).tocsr()
+    n, label = connected_components(graph, directed=False)
+    return int(n), label.reshape(-1)

@@ -1,0 +1,209 @@
+"""Ising datasets through the CLI, models trained on spins, judged against exact answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genphys.cli.main import main
+from genphys.errors import GenphysError
+from genphys.physics.compare import compare_runs
+from genphys.physics.dataset import load_ising, parse_temperatures, simulate
+from genphys.physics.ising_exact import exact_observables
+from genphys.physics.observables import energy_per_spin, thermodynamics
+
+
+@pytest.fixture(scope="module")
+def ising_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ising") / "L4.npz"
+    code = main(
+        [
+            "ising",
+            "simulate",
+            "--L",
+            "4",
+            "--T",
+            "1.5,2.5",
+            "--samples",
+            "3000",
+            "--chains",
+            "100",
+            "--seed",
+            "3",
+            "--out",
+            str(path),
+            "--json",
+        ]
+    )
+    assert code == 0
+    return path
+
+
+def test_simulated_data_match_enumeration(ising_file: Path) -> None:
+    data = load_ising(ising_file)
+    assert data.spins.shape == (2, 3000, 4, 4) and data.spins.dtype == np.int8
+    assert list(data.algorithm) == ["metropolis", "swendsen-wang"]  # SW within 0.5 of T_c
+    np.testing.assert_allclose(data.energy[1], energy_per_spin(data.spins[1]))
+    for k, T in enumerate(data.temperatures):
+        est = thermodynamics(data.energy[k], data.magnetization[k], 4, T)
+        exact = exact_observables(4, T)
+        for name in ("energy", "abs_magnetization", "specific_heat"):
+            assert abs(est[name].z_score(exact[name])) < 4, (T, name, est[name])
+        assert abs(data.magnetization[k].mean()) < 0.1  # both ordered states are present
+        assert data.thin[k] >= 1 and data.burn_in[k] >= 20 * data.tau_energy[k]
+
+
+def test_dataset_reproducible_and_loadable_as_data(ising_file: Path, tmp_path: Path) -> None:
+    again = simulate(4, [1.5, 2.5], 3000, n_chains=100, seed=3)
+    np.testing.assert_array_equal(again.spins, load_ising(ising_file).spins)
+    from genphys.data import DataConfig, prepare_data
+
+    prepared = prepare_data(
+        DataConfig(name=str(ising_file), temperature=2.5, binarize="none", val_fraction=0.0)
+    )
+    assert prepared.train.shape == (3000, 16) and prepared.image_shape == (1, 4, 4)
+    assert set(prepared.train.unique().tolist()) == {0.0, 1.0}
+    spins = prepare_data(
+        DataConfig(
+            name=str(ising_file),
+            temperature=2.5,
+            binarize="none",
+            scale="symmetric",
+            val_fraction=0.0,
+        )
+    ).train
+    assert set(spins.unique().tolist()) == {-1.0, 1.0}
+    with pytest.raises(GenphysError, match="pick one with --temperature"):
+        prepare_data(DataConfig(name=str(ising_file)))
+    with pytest.raises(GenphysError, match="not in the Ising data"):
+        prepare_data(DataConfig(name=str(ising_file), temperature=3.0))
+
+
+def test_exact_command_prints_kaufman_and_enumeration(capsys: pytest.CaptureFixture) -> None:
+    assert main(["ising", "exact", "--L", "4", "--T", "2.0:3.0:0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["T"] for r in out["rows"]] == [2.0, 2.5, 3.0]
+    row = out["rows"][1]
+    exact = exact_observables(4, 2.5)
+    assert row["energy"] == pytest.approx(exact["energy"], rel=1e-12)
+    assert row["abs_magnetization"] == pytest.approx(exact["abs_magnetization"], rel=1e-12)
+
+
+def test_bad_ising_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = [
+        ["ising", "simulate", "--L", "5", "--T", "2", "--out", str(tmp_path / "a.npz")],
+        ["ising", "simulate", "--L", "4", "--T", "2:1:0.1", "--out", str(tmp_path / "a.npz")],
+        ["ising", "simulate", "--L", "4", "--T", "2", "--out", str(tmp_path / "a.txt")],
+        [
+            "ising",
+            "simulate",
+            "--L",
+            "4",
+            "--T",
+            "2",
+            "--algorithm",
+            "magic",
+            "--out",
+            str(tmp_path / "a.npz"),
+        ],
+        ["ising", "compare", str(tmp_path), "--data", str(tmp_path / "missing.npz")],
+    ]
+    for argv in bad:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1, (argv, err)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    assert parse_temperatures("1:2:0.5") == [1.0, 1.5, 2.0]
+
+
+def test_train_rbm_on_spins_and_compare(ising_file: Path, tmp_path: Path) -> None:
+    run = tmp_path / "rbm"
+    code = main(
+        [
+            "train",
+            "rbm",
+            "--data",
+            str(ising_file),
+            "--temperature",
+            "2.5",
+            "--binarize",
+            "none",
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--out",
+            str(run),
+        ]
+    )
+    assert code == 0
+    results = compare_runs([str(run)], ising_file, n_samples=200, gibbs_steps=100)
+    (r,) = results
+    assert r["T"] == 2.5 and r["L"] == 4 and r["family"] == "rbm"
+    exact = exact_observables(4, 2.5)
+    assert r["observables"]["energy"]["exact"] == pytest.approx(exact["energy"])
+    assert r["observables"]["energy"]["model"]["tau"] >= 1.0
+    assert (
+        main(
+            [
+                "ising",
+                "compare",
+                str(run),
+                "--data",
+                str(ising_file),
+                "--n-samples",
+                "50",
+                "--gibbs-steps",
+                "20",
+                "--out",
+                str(tmp_path / "figs"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "figs" / "compare.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_rbm_reproduces_exact_energy_at_L4(tmp_path: Path) -> None:
+    """Torlai & Melko at L = 4, T = 2.5: RBM samples' energy within 2% of the exact value."""
+    data = tmp_path / "L4.npz"
+    simulate(4, [2.5], 10000, seed=0).save(data)
+    run = tmp_path / "rbm"
+    assert (
+        main(
+            [
+                "train",
+                "rbm",
+                "--data",
+                str(data),
+                "--binarize",
+                "none",
+                "--hidden",
+                "16",
+                "--pcd",
+                "--k",
+                "10",
+                "--lr",
+                "0.01",
+                "--momentum",
+                "0.9",
+                "--batch-size",
+                "100",
+                "--epochs",
+                "100",
+                "--no-progress",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    (r,) = compare_runs([str(run)], data, n_samples=1000, gibbs_steps=2000)
+    energy = r["observables"]["energy"]
+    exact = exact_observables(4, 2.5)["energy"]
+    assert abs(energy["model"]["value"] - exact) / abs(exact) < 0.02, energy
