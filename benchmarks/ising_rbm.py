@@ -33,8 +33,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--T", default="1.0:3.5:0.25")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--k", type=int, default=10, help="Gibbs sweeps per update (PCD-k)")
     p.add_argument("--n-samples", type=int, default=1000, help="Gibbs chains for evaluation")
@@ -70,13 +70,14 @@ def main() -> None:
         cfg = resolve_config(
             "rbm",
             {
-                "model": {"name": "rbm", "config": {"n_hidden": args.hidden, "init_std": 0.01}},
+                "model": {"name": "rbm", "config": {"n_hidden": args.hidden, "init_std": 0.1}},
                 "objective": {"name": "cd", "config": {"k": args.k, "persistent": True}},
                 "trainer": {
                     "epochs": args.epochs,
                     "batch_size": args.batch_size,
                     "lr": args.lr,
-                    "momentum": 0.9,
+                    "momentum": 0.5,
+                    "schedule": "cosine",
                     "progress": False,
                     "checkpoint_every": args.epochs,
                 },

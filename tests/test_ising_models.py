@@ -12,7 +12,7 @@ from genphys.cli.main import main
 from genphys.errors import GenphysError
 from genphys.physics.compare import compare_runs
 from genphys.physics.dataset import load_ising, parse_temperatures, simulate
-from genphys.physics.ising_exact import exact_observables
+from genphys.physics.ising_exact import exact_observables, kaufman_energy
 from genphys.physics.observables import energy_per_spin, thermodynamics
 
 
@@ -174,36 +174,61 @@ def test_rbm_reproduces_exact_energy_at_L4(tmp_path: Path) -> None:
     data = tmp_path / "L4.npz"
     simulate(4, [2.5], 10000, seed=0).save(data)
     run = tmp_path / "rbm"
-    assert (
-        main(
-            [
-                "train",
-                "rbm",
-                "--data",
-                str(data),
-                "--binarize",
-                "none",
-                "--hidden",
-                "16",
-                "--pcd",
-                "--k",
-                "10",
-                "--lr",
-                "0.01",
-                "--momentum",
-                "0.9",
-                "--batch-size",
-                "100",
-                "--epochs",
-                "100",
-                "--no-progress",
-                "--out",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    recipe = "--hidden 32 --pcd --k 10 --lr 0.1 --momentum 0.5 --schedule cosine --init-std 0.1"
+    argv = ["train", "rbm", "--data", str(data), "--binarize", "none", "--no-progress"]
+    argv += [*recipe.split(), "--batch-size", "100", "--epochs", "300", "--out", str(run)]
+    assert main(argv) == 0
     (r,) = compare_runs([str(run)], data, n_samples=1000, gibbs_steps=2000)
     energy = r["observables"]["energy"]
     exact = exact_observables(4, 2.5)["energy"]
     assert abs(energy["model"]["value"] - exact) / abs(exact) < 0.02, energy
+
+
+def test_vae_and_gan_on_spins_are_compared(tmp_path: Path) -> None:
+    data = tmp_path / "L8.npz"
+    simulate(8, [2.5], 400, n_chains=100, seed=1).save(data)
+    common = ["--data", str(data), "--epochs", "1", "--no-progress", "--binarize", "none"]
+    vae, gan = tmp_path / "vae", tmp_path / "gan"
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--architecture",
+                "conv",
+                "--periodic",
+                "--latent-dim",
+                "4",
+                *common,
+                "--out",
+                str(vae),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "gan",
+                "--architecture",
+                "dcgan",
+                "--periodic",
+                "--scale",
+                "symmetric",
+                "--batch-size",
+                "64",
+                *common,
+                "--out",
+                str(gan),
+            ]
+        )
+        == 0
+    )
+    results = compare_runs([str(vae), str(gan)], data, n_samples=300)
+    assert [r["family"] for r in results] == ["gan", "vae"]
+    for r in results:
+        energy = r["observables"]["energy"]
+        assert -2.0 <= energy["model"]["value"] <= 2.0 and energy["model"]["stderr"] > 0
+        assert energy["model"]["tau"] == 1.0  # independent samples
+        assert energy["exact"] == pytest.approx(float(kaufman_energy(8, 2.5)))

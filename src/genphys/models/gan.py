@@ -19,6 +19,9 @@ Networks: ``mlp`` (the course's PyTorch GAN: noise 20, one hidden layer of 100, 
 ``dcgan`` (the TensorFlow DCGAN tutorial: Dense 7*7*256 -> BN -> LeakyReLU -> ConvTranspose 128
 (stride 1) -> 64 (stride 2) -> C (stride 2, tanh), 5x5 kernels, noise 100; discriminator Conv 64
 and 128 (5x5, stride 2), LeakyReLU, dropout 0.3, Dense 1). Data are flattened, (N, C*H*W).
+With ``periodic`` the DCGAN pads circularly, for images on a torus such as Ising spins: the
+generator's transposed convolutions become upsampling and circular convolutions
+(:func:`~genphys.models.nets.up_conv`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from torch import Tensor, nn
 
 from genphys.config import Config, check
 from genphys.errors import GenphysError
-from genphys.models.nets import check_batch, check_image_shape
+from genphys.models.nets import check_batch, check_image_shape, conv, up_conv
 from genphys.registry import register_model
 
 #: the data range each generator output activation produces
@@ -64,6 +67,7 @@ class GANConfig(Config):
         pack: the discriminator judges packs of this many examples at once (PacGAN, Lin et al.
             2018), which penalises a generator that repeats itself: mode collapse; batches
             must be multiples of it.
+        periodic: circular padding for data on a torus, e.g. Ising spins; dcgan only.
     """
 
     n_features: int = 784
@@ -77,6 +81,7 @@ class GANConfig(Config):
     gp_weight: float = 10.0
     label_smoothing: float = 0.0
     pack: int = 1
+    periodic: bool = False
 
     def __post_init__(self) -> None:
         if self.noise_dim is None:
@@ -94,6 +99,10 @@ class GANConfig(Config):
         check(
             not (self.loss == "wgan_gp" and self.label_smoothing),
             "label smoothing applies to the probabilistic losses, not wgan_gp",
+        )
+        check(
+            not (self.periodic and self.architecture != "dcgan"),
+            f"periodic (circular padding) needs architecture 'dcgan', got '{self.architecture}'",
         )
 
 
@@ -118,10 +127,16 @@ def _dcgan_pair(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
     c, h, w = check_image_shape(cfg.image_shape, cfg.n_features, "the DCGAN")
     h4, w4 = h // 4, w // 4
     assert cfg.noise_dim is not None
+    periodic = cfg.periodic
+    check(
+        not periodic or min(h4, w4) >= 2,
+        f"the periodic DCGAN pads 5x5 kernels circularly on its (H/4)x(W/4) start, which needs "
+        f"H and W >= 8, got {h}x{w}",
+    )
 
     def up(cin: int, cout: int, stride: int) -> list[nn.Module]:
         return [
-            nn.ConvTranspose2d(cin, cout, 5, stride, 2, output_padding=stride - 1, bias=False),
+            up_conv(cin, cout, 5, stride, periodic, bias=False),
             nn.BatchNorm2d(cout),
             nn.LeakyReLU(0.3),  # Keras's LeakyReLU default slope
         ]
@@ -133,15 +148,15 @@ def _dcgan_pair(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
         nn.Unflatten(1, (256, h4, w4)),
         *up(256, 128, 1),
         *up(128, 64, 2),
-        nn.ConvTranspose2d(64, c, 5, 2, 2, output_padding=1, bias=False),
+        up_conv(64, c, 5, 2, periodic, bias=False),
         nn.Flatten(),
     )
     discriminator = nn.Sequential(
         nn.Unflatten(1, (c * cfg.pack, h, w)),  # a pack's images stacked as channels
-        nn.Conv2d(c * cfg.pack, 64, 5, 2, 2),
+        conv(c * cfg.pack, 64, 5, 2, periodic),
         nn.LeakyReLU(0.3),
         nn.Dropout(cfg.dropout),
-        nn.Conv2d(64, 128, 5, 2, 2),
+        conv(64, 128, 5, 2, periodic),
         nn.LeakyReLU(0.3),
         nn.Dropout(cfg.dropout),
         nn.Flatten(),

@@ -3,6 +3,12 @@
 The convolutional pair is the Keras VAE example's: Conv 32 and 64 (3x3, stride 2) and a dense
 layer of 16 units in the encoder; its mirror image with transposed convolutions in the decoder.
 Both take and give flattened images, so every model sees data as (N, C*H*W).
+
+With ``periodic=True`` the images live on a torus (L x L Ising spins with periodic boundaries):
+convolutions pad circularly, and each transposed convolution, which PyTorch cannot pad
+circularly, becomes a nearest-neighbour upsampling and a circular convolution of the same
+kernel (:func:`up_conv`). Output shapes are unchanged, and a shift of the input by the stride
+product shifts every feature map accordingly: the nets respect the lattice's translations.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -90,8 +97,32 @@ def check_image_shape(
     return c, h, w
 
 
+def conv(
+    cin: int, cout: int, kernel: int, stride: int = 1, periodic: bool = False, bias: bool = True
+) -> nn.Conv2d:
+    """Conv2d with padding ``kernel // 2`` (size kept, or divided by ``stride``): zeros, or
+    circular when ``periodic``."""
+    mode: Literal["zeros", "circular"] = "circular" if periodic else "zeros"
+    return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=bias, padding_mode=mode)
+
+
+def up_conv(
+    cin: int, cout: int, kernel: int, stride: int = 1, periodic: bool = False, bias: bool = True
+) -> nn.Module:
+    """A layer that multiplies H and W by ``stride`` (odd ``kernel``): a transposed convolution
+    (padding ``kernel // 2``, output padding ``stride - 1``) or, when ``periodic``, nearest
+    upsampling by ``stride`` (none for 1) then a circular :func:`conv`."""
+    if not periodic:
+        return nn.ConvTranspose2d(
+            cin, cout, kernel, stride, kernel // 2, output_padding=stride - 1, bias=bias
+        )
+    layer = conv(cin, cout, kernel, 1, periodic=True, bias=bias)
+    return layer if stride == 1 else nn.Sequential(nn.Upsample(scale_factor=stride), layer)
+
+
 class ConvEncoder(nn.Module):
-    """(N, C*H*W) -> (N, out): two stride-2 convolutions, a dense layer, a linear head."""
+    """(N, C*H*W) -> (N, out): two stride-2 convolutions, a dense layer, a linear head
+    (circular padding when ``periodic``)."""
 
     def __init__(
         self,
@@ -101,6 +132,7 @@ class ConvEncoder(nn.Module):
         channels: Sequence[int] = (32, 64),
         dense: int = 16,
         activation: str = "relu",
+        periodic: bool = False,
     ) -> None:
         super().__init__()
         c, h, w = check_image_shape(image_shape, n_features)
@@ -108,9 +140,9 @@ class ConvEncoder(nn.Module):
         act = ACTIVATIONS[activation]
         c1, c2 = channels
         self.net = nn.Sequential(
-            nn.Conv2d(c, c1, 3, stride=2, padding=1),
+            conv(c, c1, 3, 2, periodic),
             act(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            conv(c1, c2, 3, 2, periodic),
             act(),
             nn.Flatten(),
             nn.Linear(c2 * (h // 4) * (w // 4), dense),
@@ -124,7 +156,8 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """(N, latent) -> (N, C*H*W): dense to a (C2, H/4, W/4) map, two stride-2 transposed
-    convolutions and a stride-1 output convolution (no output nonlinearity)."""
+    convolutions and a stride-1 output convolution (no output nonlinearity); when ``periodic``,
+    upsampling and circular convolutions instead (:func:`up_conv`)."""
 
     def __init__(
         self,
@@ -133,6 +166,7 @@ class ConvDecoder(nn.Module):
         latent_dim: int,
         channels: Sequence[int] = (32, 64),
         activation: str = "relu",
+        periodic: bool = False,
     ) -> None:
         super().__init__()
         c, h, w = check_image_shape(image_shape, n_features)
@@ -142,11 +176,11 @@ class ConvDecoder(nn.Module):
             nn.Linear(latent_dim, c2 * (h // 4) * (w // 4)),
             act(),
             nn.Unflatten(1, (c2, h // 4, w // 4)),
-            nn.ConvTranspose2d(c2, c2, 3, stride=2, padding=1, output_padding=1),
+            up_conv(c2, c2, 3, 2, periodic),
             act(),
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            up_conv(c2, c1, 3, 2, periodic),
             act(),
-            nn.ConvTranspose2d(c1, c, 3, stride=1, padding=1),
+            up_conv(c1, c, 3, 1, periodic),
             nn.Flatten(),
         )
 
@@ -164,12 +198,16 @@ def encoder_decoder(
     channels: Sequence[int],
     dense: int,
     activation: str,
+    periodic: bool = False,
 ) -> tuple[nn.Module, nn.Module]:
-    """The encoder (to ``encoder_out`` numbers) and decoder (to ``n_features``) of a config."""
+    """The encoder (to ``encoder_out`` numbers) and decoder (to ``n_features``) of a config
+    (``periodic``: circular padding, conv only)."""
     if architecture == "conv":
         return (
-            ConvEncoder(image_shape, n_features, encoder_out, channels, dense, activation),
-            ConvDecoder(image_shape, n_features, latent_dim, channels, activation),
+            ConvEncoder(
+                image_shape, n_features, encoder_out, channels, dense, activation, periodic
+            ),
+            ConvDecoder(image_shape, n_features, latent_dim, channels, activation, periodic),
         )
     return (
         mlp([n_features, *hidden, encoder_out], activation),
@@ -182,7 +220,9 @@ __all__ = [
     "ConvEncoder",
     "check_batch",
     "check_image_shape",
+    "conv",
     "encoder_decoder",
     "evaluating",
     "mlp",
+    "up_conv",
 ]

@@ -39,6 +39,7 @@ class LatentConfig(Config):
         hidden: MLP widths of the encoder (the course's VAE: 512, 512).
         channels, dense: conv channels and dense width (the Keras example: 32, 64 and 16).
         activation: relu, tanh, silu or leaky_relu.
+        periodic: circular padding for data on a torus, e.g. Ising spins; conv only.
     """
 
     n_features: int = 784
@@ -49,6 +50,7 @@ class LatentConfig(Config):
     channels: tuple[int, int] = (32, 64)
     dense: int = 16
     activation: str = "relu"
+    periodic: bool = False
 
     def __post_init__(self) -> None:
         check(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
@@ -56,6 +58,10 @@ class LatentConfig(Config):
         check(all(h >= 1 for h in self.hidden), "hidden widths must be >= 1")
         check(len(self.channels) == 2 and min(self.channels) >= 1, "channels: two widths >= 1")
         check(self.activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}")
+        check(
+            not (self.periodic and self.architecture != "conv"),
+            f"periodic (circular padding) needs architecture 'conv', got '{self.architecture}'",
+        )
 
 
 @dataclasses.dataclass
@@ -102,6 +108,7 @@ class _LatentModel(nn.Module):
             config.channels,
             config.dense,
             config.activation,
+            config.periodic,
         )
 
     @property

@@ -97,10 +97,13 @@ class IsingDataset:
 def is_ising_file(path: str | Path) -> bool:
     """Whether ``path`` is an .npz written by :meth:`IsingDataset.save`."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return "kind" in f.files and str(f["kind"]) == KIND
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError):
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return False
+    if isinstance(loaded, np.ndarray):  # a .npy file
+        return False
+    with loaded as f:
+        return "kind" in f.files and str(f["kind"]) == KIND
 
 
 def load_ising(path: str | Path) -> IsingDataset:
