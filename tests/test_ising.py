@@ -206,3 +206,22 @@ def test_bad_input_errors() -> None:
         state_from_configurations(np.zeros((2, 4, 4)))
     with pytest.raises(GenphysError, match="spins"):
         energy_per_spin(np.full((1, 4, 4), 0.5))
+
+
+def test_failed_compile_falls_back_to_eager_with_one_warning(monkeypatch) -> None:
+    from genphys.physics import ising
+
+    def broken(fn):
+        def call(*args):
+            raise RuntimeError("no compiler")
+
+        return call
+
+    monkeypatch.setattr(ising, "_compiled", broken)
+    monkeypatch.setattr(ising, "_DISABLED", set())
+    a, b = init_state(4, 8, seed=1), init_state(4, 8, seed=1)
+    with pytest.warns(UserWarning, match="torch.compile failed") as record:
+        Metropolis(2.0, compile=True).sweep_(a, 5)
+    assert len(record) == 1
+    Metropolis(2.0, compile=False).sweep_(b, 5)
+    assert torch.equal(a.spins, b.spins)

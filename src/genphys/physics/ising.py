@@ -78,15 +78,13 @@ def _neighbour_sum(s: Tensor) -> Tensor:
     return torch.roll(s, 1, 0) + torch.roll(s, -1, 0) + torch.roll(s, 1, 1) + torch.roll(s, -1, 1)
 
 
-def _metropolis_half(
-    s: Tensor, base: Tensor, index: Tensor, mask: Tensor, thresholds: Tensor
-) -> Tensor:
-    """Offer a flip to every site where ``mask`` is set (one sublattice).
+def _metropolis_half(s: Tensor, r: Tensor, mask: Tensor, thresholds: Tensor) -> Tensor:
+    """Offer a flip to every site where ``mask`` is set (one sublattice), accepting where the
+    31-bit random ``r`` is at most the threshold.
 
     ``thresholds[5 (s+1)/2 + (s nn + 4)/2] + 1`` is the acceptance probability in units of
     2^-31 (int32: -1 never accepts, 2^31 - 1 always does).
     """
-    r, _ = _random_pair(base, index)
     snn = s * _neighbour_sum(s)
     up = s > 0
     threshold = torch.where(up, thresholds[5], thresholds[0])
@@ -95,6 +93,14 @@ def _metropolis_half(
         threshold = torch.where(snn == 2 * j - 4, level, threshold)
     threshold = torch.where(mask != 0, threshold, -1)  # an int32 mask: a bool one is slow
     return torch.where(r <= threshold, -s, s)
+
+
+def _metropolis_half_hashed(
+    s: Tensor, base: Tensor, index: Tensor, mask: Tensor, thresholds: Tensor
+) -> Tensor:
+    """:func:`_metropolis_half` with its random numbers made inside: the form that
+    ``torch.compile`` fuses into one loop (hashing is cheaper than reading stored numbers)."""
+    return _metropolis_half(s, _random_pair(base, index)[0], mask, thresholds)
 
 
 def _energy_magnetization(s: Tensor, h: float) -> tuple[Tensor, Tensor]:
@@ -117,7 +123,7 @@ def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _call(fn: Callable[..., Any], compile_: bool, *args: Any) -> Any:
-    if compile_:
+    if compile_ and fn not in _DISABLED:
         try:
             return _compiled(fn)(*args)
         except Exception as exc:  # no working compiler: same numbers, eager speed
@@ -303,12 +309,18 @@ class Metropolis(_Sampler):
         """Do ``n`` sweeps in place (each site is offered one flip per sweep)."""
         self._check(state, n)
         spins, index = state.spins, self.index(state.spins)
-        compile_ = self._use_compile(spins, _metropolis_half)
+        compile_ = self._use_compile(spins, _metropolis_half_hashed)
         masks = self.masks(state.L)
-        for _ in range(n):
-            for mask in masks:  # each site reads one random number per sweep
-                base = state._base()
-                spins = _call(_metropolis_half, compile_, spins, base, index, mask, self.thresholds)
+        for _ in range(n):  # each site reads one random number per sweep, in its half
+            base = state._base()
+            if compile_ and _metropolis_half_hashed not in _DISABLED:
+                for mask in masks:
+                    args = (spins, base, index, mask, self.thresholds)
+                    spins = _call(_metropolis_half_hashed, True, *args)
+            else:  # eager: hash once for both halves
+                r = _random_pair(base, index)[0]
+                for mask in masks:
+                    spins = _metropolis_half(spins, r, mask, self.thresholds)
             state.counter += index.numel()
             state.sweeps += 1
         state.spins = spins
