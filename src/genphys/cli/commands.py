@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,10 @@ import torch
 
 from genphys import io
 from genphys.cli.ising import ising  # noqa: F401  (genphys ising ...)
+from genphys.cli.vmc import vmc  # noqa: F401  (genphys vmc ...)
 from genphys.config import load_config_file
 from genphys.errors import GenphysError
+from genphys.io import json_safe
 from genphys.models.gan import GAN
 from genphys.models.rbm import RBMBase
 
@@ -122,15 +123,6 @@ def _evaluation_data(
     else:
         x, y, split = data.train, data.labels_train, "training"
     return data.batch_transform(x, torch.Generator().manual_seed(args.seed)), y, split
-
-
-def _strict_json(obj: Any) -> Any:
-    """Non-finite floats (an error bar from one sample) become null: strict JSON for scripts."""
-    if isinstance(obj, dict):
-        return {k: _strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _rbm_metrics(model: RBMBase, x: torch.Tensor, args: argparse.Namespace) -> dict[str, Any]:
@@ -274,7 +266,7 @@ def evaluate(args: argparse.Namespace) -> int:
         metrics.update(_rbm_metrics(model, x, args))
     else:
         metrics.update(_latent_metrics(model, x, args))
-    metrics = _strict_json(metrics)
+    metrics = json_safe(metrics)
     io.atomic_write_json(Path(args.run_dir) / "evaluation.json", metrics)
     if args.json:
         print(json.dumps(metrics))
@@ -367,7 +359,7 @@ def ebm(args: argparse.Namespace) -> int:
     scores = energy_scores(model, real, shape, low_high, others, args.seed)
     out = {"run_dir": str(args.run_dir), "real": split, "scores": scores}
     if args.json:
-        print(json.dumps(_strict_json(out)))
+        print(json.dumps(json_safe(out)))
         return 0
     print(f"{'set':>16}  {'mean energy':>20}  AUROC P(E(real) < E(set))")
     for name, row in scores.items():

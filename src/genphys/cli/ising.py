@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from genphys import io
+
 
 def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Register ``genphys ising`` and its subcommands."""
@@ -161,7 +163,7 @@ def _exact(args: argparse.Namespace) -> int:
             row |= {k: float(enum[k]) for k in ("abs_magnetization", "susceptibility", "binder")}
         rows.append(row)
     if args.json:
-        print(json.dumps({"L": args.L, "T_c": ex.T_CRITICAL, "rows": _finite(rows)}))
+        print(json.dumps({"L": args.L, "T_c": ex.T_CRITICAL, "rows": io.json_safe(rows)}))
         return 0
     keys = [k for k in rows[0] if k != "T"]
     print(f"L = {args.L} torus (Kaufman) and infinite lattice (Onsager); T_c = {ex.T_CRITICAL:.6f}")
@@ -169,17 +171,6 @@ def _exact(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['T']:7.4f} " + " ".join(f"{r[k]:21.12g}" for k in keys))
     return 0
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no inf/nan: write them as null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -195,7 +186,7 @@ def _compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.data).with_suffix("")
     figure = plot_comparison(result, out / "compare.png")
     if args.json:
-        print(json.dumps(_finite({"runs": result, "figure": str(figure)})))
+        print(json.dumps(io.json_safe({"runs": result, "figure": str(figure)})))
         return 0
     print(format_table(result))
     print(f"wrote {figure}")

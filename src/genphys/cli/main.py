@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     from genphys.cli.ising import add_parser as add_ising_parser
 
     add_ising_parser(sub, _Parser)
+    from genphys.cli.vmc import add_parser as add_vmc_parser
+
+    add_vmc_parser(sub, _Parser)
 
     plot = sub.add_parser(
         "plot",
