@@ -16,7 +16,8 @@ import pytest
 import torch
 from scipy import stats
 
-from genphys.cli.vmc import add_parser, vmc
+from genphys.cli.main import build_parser
+from genphys.cli.vmc import vmc
 from genphys.errors import GenphysError
 from genphys.io import load_tensors
 from genphys.physics.vmc import VMCConfig, energy_estimate, load_run, optimize, run_vmc
@@ -272,10 +273,7 @@ def test_two_electrons_with_pade_jastrow_below_3_01() -> None:
 
 # ---------------------------------------------------------------------- runs and CLI
 def _cli(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="command")
-    add_parser(sub, argparse.ArgumentParser)
-    return p.parse_args(["vmc", *argv])
+    return build_parser().parse_args(["vmc", *argv])  # the real genphys parser
 
 
 QUICK = ["--iterations", "20", "--samples", "1024", "--final-samples", "4096", "--walkers", "64"]
@@ -308,6 +306,15 @@ def test_cli_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert vmc(_cli("--particles", "1", "--dim", "1", "--sampler", "metropolis", *QUICK)) == 0
     out = capsys.readouterr().out
     assert "energy" in out and "reference 0.5" in out and "iter" in out
+
+
+def test_system_trap_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    runs = []
+    for extra in ([], ["--system", "trap"]):
+        assert vmc(_cli("--particles", "1", "--dim", "2", "--json", *QUICK, *extra)) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0]["energy"] == runs[1]["energy"] and runs[0]["config"] == runs[1]["config"]
+    assert "system" not in runs[0]  # the trap summary is unchanged
 
 
 @pytest.mark.parametrize(

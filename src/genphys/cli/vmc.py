@@ -1,27 +1,36 @@
-"""``genphys vmc``: an RBM wavefunction for electrons in a harmonic trap, by variational MC."""
+"""``genphys vmc``: RBM states by variational MC, for electrons in a harmonic trap (``--system
+trap``, the default) or the 1-D transverse-field Ising chain (``--system tfim``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genphys.physics.tfim import RBMSpinState
+    from genphys.physics.vmc import IterationRecord
+    from genphys.physics.wavefunction import Reference
 
 # flag -> (VMCConfig field, type, help); defaults come from VMCConfig
 _FLAGS: dict[str, tuple[str, Any, str]] = {
     "particles": ("particles", int, "number of particles P"),
     "dim": ("dim", int, "spatial dimension D"),
     "omega": ("omega", float, "trap frequency"),
-    "hidden": ("hidden", int, "hidden units of the RBM"),
+    "hidden": ("hidden", int, "hidden units of the RBM (default 2; tfim: the number of spins)"),
     "sigma": ("sigma", float, "visible width (default 1/sqrt(omega), 1/sqrt(2 omega) with --sqrt)"),
     "sampler": ("sampler", str, "metropolis (brute force) or importance (Langevin drift)"),
     "dt": ("dt", float, "time step of importance sampling"),
     "step": ("step", float, "brute-force Metropolis step: moves uniform in [-step/2, step/2]"),
-    "walkers": ("walkers", int, "walkers moved together"),
+    "walkers": ("walkers", int, "walkers (tfim: Markov chains) moved together"),
     "optimizer": ("optimizer", str, "adam, sgd or sr (stochastic reconfiguration)"),
     "lr": ("lr", float, "learning rate (default 0.02 adam, 0.05 sgd, 0.1 sr)"),
     "iterations": ("iterations", int, "optimisation iterations"),
-    "samples": ("samples", int, "walker moves per iteration (walkers x steps)"),
-    "final_samples": ("final_samples", int, "walker moves of the final energy evaluation"),
+    "samples": ("samples", int, "walker moves per iteration (walkers x steps; tfim: sweeps)"),
+    "final_samples": ("final_samples", int, "walker moves (tfim: sweeps) of the final estimate"),
     "equilibration": ("equilibration", int, "moves of every walker before the first iteration"),
     "burn_in": ("burn_in", int, "unrecorded moves of every walker after each update"),
     "diag_shift": ("diag_shift", float, "diagonal shift of the SR matrix"),
@@ -33,6 +42,14 @@ _SWITCHES = {
     "jastrow": "multiply by the Pade-Jastrow factor exp(sum r/(D-1) / (1 + beta r))",
     "sqrt": "Psi = sqrt(F_rbm) instead of F_rbm",
 }
+_SYSTEMS = ("trap", "tfim")
+_TRAP_ONLY = ("particles", "dim", "omega", "sigma", "sampler", "dt", "step", *_SWITCHES)
+# --system tfim: flag -> (type, help, default)
+_TFIM_FLAGS: dict[str, tuple[Any, str, Any]] = {
+    "spins": (int, "number of spins N of the periodic chain", 10),
+    "coupling": (float, "Ising coupling J", 1.0),
+    "field": (float, "transverse field Gamma", 1.0),
+}
 
 
 def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -42,14 +59,25 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     defaults = VMCConfig().to_dict()
     p = sub.add_parser(
         "vmc",
-        help="RBM wavefunction of electrons in a harmonic trap by variational Monte Carlo",
+        help="RBM wavefunctions by variational Monte Carlo: electrons in a trap, Ising chain",
         description="Optimise a Gaussian-binary RBM wavefunction (Carleo & Troyer 2017), "
         "optionally with a Pade-Jastrow factor, for P particles in a D-dimensional harmonic "
         "trap, then estimate its energy with a long chain (error by blocking) and print it "
         "beside the exact or reference energy where one is known. Writes a run directory "
         "only with --out. The ansatz is symmetric: exact for two electrons (the singlet), "
-        "bosonic-like for more.",
+        "bosonic-like for more. With --system tfim: the spin RBM state of the periodic "
+        "transverse-field Ising chain H = -J sum sz_i sz_i+1 - Gamma sum sx_i, sampled by "
+        "single-spin-flip Metropolis, beside the exact ground-state energy (exact "
+        "diagonalization for N <= 16, free fermions beyond).",
     )
+    p.add_argument(
+        "--system",
+        default="trap",
+        help="trap (electrons in a harmonic trap; default) or tfim (transverse-field Ising "
+        "chain; then the trap flags do not apply)",
+    )
+    for flag, (typ, text, default) in _TFIM_FLAGS.items():
+        p.add_argument("--" + flag, type=typ, help=f"{text} (tfim; default {default})")
     for flag, (field, typ, text) in _FLAGS.items():
         default = defaults[field]
         shown = f" (default {default})" if default is not None and "default" not in text else ""
@@ -59,7 +87,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--out",
         help="run directory for config.json, parameters.safetensors, history.jsonl, "
-        "result.json, energy.png and density.png (default: none written)",
+        "result.json, energy.png and (trap) sampler_state.safetensors and density.png "
+        "(default: none written)",
     )
     p.add_argument(
         "--threads",
@@ -71,30 +100,46 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def vmc(args: argparse.Namespace) -> int:
-    """Run ``genphys vmc``; prints the final energy with its standard error."""
-    import torch
-
-    from genphys.errors import GenphysError
-    from genphys.physics.vmc import IterationRecord, VMCConfig, run_vmc
-
-    threads = getattr(args, "threads", 1)
-    if not isinstance(threads, int) or threads < 1:
-        raise GenphysError(f"--threads must be >= 1, got {threads}")
-
-    values = {field: getattr(args, field, None) for field, _, _ in _FLAGS.values()}
-    values |= {flag: bool(getattr(args, flag, False)) for flag in _SWITCHES}
-    config = VMCConfig.from_dict({k: v for k, v in values.items() if v is not None})
-    config.build()  # bad input fails here, before any work
-    every = max(1, config.iterations // 10)
+def _progress(quiet: bool, iterations: int) -> Callable[[IterationRecord], None]:
+    """Print about ten lines of optimisation progress (none with --json)."""
+    every = max(1, iterations // 10)
 
     def progress(r: IterationRecord) -> None:
-        if not args.json and (r.iteration % every == 0 or r.iteration == config.iterations - 1):
+        if not quiet and (r.iteration % every == 0 or r.iteration == iterations - 1):
             print(
                 f"iter {r.iteration:5d}  E = {r.energy}  var {r.variance:.3g}  "
                 f"acc {r.acceptance:.2f}",
                 flush=True,
             )
+
+    return progress
+
+
+def vmc(args: argparse.Namespace) -> int:
+    """Run ``genphys vmc``; prints the final energy with its standard error."""
+    import torch
+
+    from genphys.errors import GenphysError
+    from genphys.physics.vmc import VMCConfig, run_vmc
+
+    threads = getattr(args, "threads", 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise GenphysError(f"--threads must be >= 1, got {threads}")
+    system = getattr(args, "system", "trap")
+    if system not in _SYSTEMS:
+        raise GenphysError(f"unknown system {system!r}; choose one of {', '.join(_SYSTEMS)}")
+    other, foreign = ("trap", _TRAP_ONLY) if system == "tfim" else ("tfim", tuple(_TFIM_FLAGS))
+    for flag in foreign:
+        if getattr(args, flag, None) not in (None, False):
+            raise GenphysError(f"--{flag} applies to --system {other} only")
+    if system == "tfim":
+        return _tfim(args, threads)
+
+    values = {field: getattr(args, field, None) for field, _, _ in _FLAGS.values()}
+    values |= {flag: bool(getattr(args, flag, False)) for flag in _SWITCHES}
+    config = VMCConfig.from_dict({k: v for k, v in values.items() if v is not None})
+    config.build()  # bad input fails here, before any work
+    progress = _progress(args.json, config.iterations)
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -118,3 +163,113 @@ def vmc(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}")
     return 0
+
+
+def _tfim(args: argparse.Namespace, threads: int) -> int:
+    """``genphys vmc --system tfim``: optimise, evaluate, compare with the exact energy."""
+    import time
+
+    import torch
+
+    from genphys.errors import GenphysError
+    from genphys.io import json_safe
+    from genphys.physics.tfim import (
+        RBMSpinState,
+        optimize_tfim,
+        reference_energy,
+        sample_tfim,
+    )
+    from genphys.physics.vmc import VMCConfig, energy_estimate
+    from genphys.rng import derive_seed
+
+    tfim: dict[str, Any] = {f: getattr(args, f, None) for f in _TFIM_FLAGS}
+    tfim = {f: _TFIM_FLAGS[f][2] if v is None else v for f, v in tfim.items()}
+    fields = [f for f, _, _ in _FLAGS.values() if f not in _TRAP_ONLY]
+    given = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    cfg = VMCConfig.from_dict({"hidden": tfim["spins"]} | given)  # hidden: alpha = 1
+    psi = RBMSpinState(tfim["spins"], cfg.hidden, derive_seed(cfg.seed, 0), cfg.init_std)
+    cfg.build()  # the other settings shared with the trap are checked as for the trap
+    J, gamma = tfim["coupling"], tfim["field"]
+    if not (math.isfinite(J) and math.isfinite(gamma)):
+        raise GenphysError(f"the coupling and field must be finite, got {J} and {gamma}")
+    settings = {"system": "tfim"} | tfim | {f: getattr(cfg, f) for f in fields}
+    progress = _progress(args.json, cfg.iterations)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        opt = optimize_tfim(
+            psi, J, gamma, cfg.optimizer, cfg.lr, cfg.iterations, cfg.samples, cfg.seed,
+            cfg.diag_shift, chains=cfg.walkers, equilibration=cfg.equilibration,
+            burn_in=cfg.burn_in, callback=progress,
+        )  # fmt: skip
+        sweeps = max(4, math.ceil(cfg.final_samples / cfg.walkers))
+        final = sample_tfim(psi, opt.chains, J, gamma, sweeps, burn_in=cfg.burn_in)
+        energy = energy_estimate(final.local_energy)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous)
+    ref = reference_energy(psi.N, J, gamma)
+    summary = json_safe(
+        {
+            "system": "tfim",
+            "energy": energy.value,
+            "stderr": energy.stderr,
+            "tau": energy.tau,
+            "n": energy.n,
+            "variance": float(final.local_energy.var()),
+            "acceptance": final.acceptance,
+            "reference": ref.energy,
+            "reference_exact": ref.exact,
+            "reference_source": ref.source,
+            "relative_error": (energy.value - ref.energy) / abs(ref.energy) if ref.energy else None,
+            "z": energy.z_score(ref.energy),
+            "seconds": seconds,
+            "config": settings,
+            "out": args.out,
+        }
+    )
+    if args.out:
+        _save_tfim(Path(args.out), settings, psi, opt.history, summary, ref)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(
+        f"energy {energy} (stderr {energy.stderr:.2g}, tau {energy.tau or 1.0:.2f}, "
+        f"{energy.n} samples); variance {summary['variance']:.3g}; "
+        f"acceptance {final.acceptance:.2f}; {seconds:.1f} s"
+    )
+    rel = summary["relative_error"]
+    print(
+        f"exact {ref.energy:.10g} ({ref.source}); "
+        + (f"relative error {rel:.2e}; " if rel is not None else "")
+        + f"z = {summary['z']:.2f}"
+    )
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _save_tfim(
+    out: Path,
+    settings: dict[str, Any],
+    psi: RBMSpinState,
+    history: list[IterationRecord],
+    summary: dict[str, Any],
+    ref: Reference,
+) -> None:
+    """The tfim run directory: config, parameters, history, result and the energy figure."""
+    from genphys import __version__
+    from genphys.io import atomic_write_json, atomic_write_text, json_safe, save_tensors
+    from genphys.physics.vmc import plot_energy
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"tfim": settings, "wavefunction": psi.config(), "genphys_version": __version__}
+    atomic_write_json(out / "config.json", meta)
+    save_tensors(out / "parameters.safetensors", psi.parameters(), {"format": "genphys-tfim"})
+    lines = "".join(json.dumps(json_safe(r.to_dict())) + "\n" for r in history)
+    atomic_write_text(out / "history.jsonl", lines)
+    atomic_write_json(out / "result.json", summary)
+    if history:
+        plot_energy(history, out / "energy.png", ref)

@@ -113,6 +113,37 @@ class Optimization:
     state: SamplerState
 
 
+class ParameterUpdate:
+    """The optimizer step of VMC from local energies ``e`` (samples,) and log-derivatives
+    ``o`` (samples, parameters): plain gradient descent, Adam (beta 0.9, 0.999) or stochastic
+    reconfiguration, :math:`\\delta\\theta = -\\eta(S + \\epsilon I)^{-1}f` with
+    :math:`S = \\mathrm{cov}(O^*, O)` and :math:`f = \\mathrm{cov}(O^*, E_L)`, half the energy
+    gradient. Complex parameters (spin states) work: O is conjugated where the formulas say."""
+
+    def __init__(self, method: str, lr: float, n: int, dtype: torch.dtype, diag_shift: float):
+        self.method, self.lr, self.diag_shift, self.dtype = method, lr, diag_shift, dtype
+        self.m = torch.zeros(n, dtype=dtype)  # Adam moments
+        self.v = torch.zeros(n, dtype=DTYPE)
+
+    def __call__(self, it: int, e: Tensor, o: Tensor) -> tuple[Tensor, Tensor]:
+        """(parameter change, energy gradient); raises TrainingDiverged on NaN/Inf input."""
+        if not (torch.isfinite(e).all() and torch.isfinite(o).all()):
+            raise TrainingDiverged(f"VMC diverged at iteration {it}: non-finite energy; lower lr")
+        oc = o - o.mean(0)
+        force = oc.conj().T @ (e - e.mean()) / e.numel()  # cov(O*, E_L): half the gradient
+        grad = 2 * force
+        if self.method == "sgd":
+            return -self.lr * grad, grad
+        if self.method == "adam":
+            self.m.mul_(0.9).add_(0.1 * grad)
+            self.v.mul_(0.999).add_(0.001 * grad.abs() ** 2)
+            v_hat = self.v / (1 - 0.999 ** (it + 1)) + 1e-16  # eps = 1e-8, inside the root
+            return -self.lr * self.m / (1 - 0.9 ** (it + 1)) * v_hat.rsqrt(), grad
+        eye = torch.eye(o.shape[1], dtype=self.dtype)
+        s = oc.conj().T @ oc / e.numel() + self.diag_shift * eye
+        return -self.lr * torch.linalg.solve(s, force), grad
+
+
 def optimize(
     wavefunction: RBMWavefunction,
     hamiltonian: HarmonicTrap,
@@ -152,30 +183,15 @@ def optimize(
         sample(wavefunction, hamiltonian, sampler, state, 0, burn_in=equilibration)
     steps = max(4, math.ceil(samples_per_iteration / state.walkers))
     n = wavefunction.n_parameters
-    m, v = torch.zeros(n, dtype=DTYPE), torch.zeros(n, dtype=DTYPE)  # Adam moments
+    update = ParameterUpdate(method, lr, n, DTYPE, diag_shift)
     history: list[IterationRecord] = []
     for it in range(iterations):
         smp = sample(
             wavefunction, hamiltonian, sampler, state, steps, burn_in=burn_in, derivatives=True
         )
-        e = smp.local_energy.reshape(-1)
         assert smp.log_derivatives is not None
-        o = smp.log_derivatives.reshape(-1, n)
-        if not (torch.isfinite(e).all() and torch.isfinite(o).all()):
-            raise TrainingDiverged(f"VMC diverged at iteration {it}: non-finite energy; lower lr")
-        oc = o - o.mean(0)
-        force = oc.T @ (e - e.mean()) / e.numel()  # cov(E_L, O_k): half the gradient
-        grad = 2 * force
-        if method == "sgd":
-            delta = -lr * grad
-        elif method == "adam":
-            m.mul_(0.9).add_(0.1 * grad)
-            v.mul_(0.999).add_(0.001 * grad * grad)
-            v_hat = v / (1 - 0.999 ** (it + 1)) + 1e-16  # eps = 1e-8, inside the root
-            delta = -lr * m / (1 - 0.9 ** (it + 1)) * v_hat.rsqrt()
-        else:
-            s = oc.T @ oc / e.numel() + diag_shift * torch.eye(n, dtype=DTYPE)
-            delta = -lr * torch.linalg.solve(s, force)
+        e = smp.local_energy.reshape(-1)
+        delta, grad = update(it, e, smp.log_derivatives.reshape(-1, n))
         record = IterationRecord(
             it,
             energy_estimate(smp.local_energy),
