@@ -272,4 +272,4 @@ def _save_tfim(
     atomic_write_text(out / "history.jsonl", lines)
     atomic_write_json(out / "result.json", summary)
     if history:
-        plot_energy(history, out / "energy.png", ref)
+        plot_energy(history, out / "energy.png", ref, unit="J")

@@ -403,9 +403,13 @@ def load_run(run_dir: str | Path) -> tuple[VMCConfig, RBMWavefunction]:
 
 # ---------------------------------------------------------------------- figures
 def plot_energy(
-    history: list[IterationRecord], path: str | Path, reference: Reference | None
+    history: list[IterationRecord],
+    path: str | Path,
+    reference: Reference | None,
+    unit: str = "a.u.",
 ) -> None:
-    """Energy ± standard error against iteration (all, and the second half) with the reference."""
+    """Energy ± standard error against iteration (all, and the second half) with the reference;
+    ``unit`` labels the axis (atomic units for electrons, J for spin chains)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -419,7 +423,7 @@ def plot_energy(
         ax.errorbar(it[lo:], e[lo:], yerr=se[lo:], fmt=".", ms=3, elinewidth=0.8, label="VMC")
         if reference is not None:
             ax.axhline(reference.energy, color="k", ls="--", lw=1, label=reference.source)
-        ax.set(xlabel="iteration", ylabel="energy (a.u.)", title=title)
+        ax.set(xlabel="iteration", ylabel=f"energy ({unit})", title=title)
     axes[0].legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
