@@ -332,10 +332,11 @@ class SwendsenWang(_Sampler):
 
     With a field, each cluster of size n is set up with probability
     :math:`1/(1 + e^{-2\\beta h n})` (heat bath on the cluster), which keeps detailed balance.
+    The cluster search runs in SciPy's compiled code; nothing here is ``torch.compile``d.
     """
 
-    def __init__(self, T: float, h: float = 0.0, compile: str | bool = False) -> None:
-        super().__init__(T, h, compile)
+    def __init__(self, T: float, h: float = 0.0) -> None:
+        super().__init__(T, h, compile=False)
         self.bond_threshold = math.floor(-math.expm1(-2.0 * self.beta) * _ONE)
 
     def sweep_(self, state: IsingState, n: int = 1) -> IsingState:
