@@ -42,7 +42,7 @@ def parse_args() -> argparse.Namespace:
 
 def throughput(particles: int, sampler_name: str, walkers: int, steps: int) -> float:
     from genphys.physics.vmc import VMCConfig
-    from genphys.physics.wavefunction import init_state, sample
+    from genphys.physics.walkers import init_state, sample
 
     cfg = VMCConfig(
         particles=particles, dim=2, hidden=particles, interaction=True, jastrow=True,

@@ -21,16 +21,18 @@ from genphys.cli.vmc import vmc
 from genphys.errors import GenphysError
 from genphys.io import load_tensors
 from genphys.physics.vmc import VMCConfig, energy_estimate, load_run, optimize, run_vmc
-from genphys.physics.wavefunction import (
-    HarmonicTrap,
+from genphys.physics.walkers import (
     ImportanceSampling,
     Metropolis,
-    RBMWavefunction,
     SamplerState,
-    WaveValues,
     init_state,
-    reference_energy,
     sample,
+)
+from genphys.physics.wavefunction import (
+    HarmonicTrap,
+    RBMWavefunction,
+    WaveValues,
+    reference_energy,
 )
 
 F64 = torch.float64

@@ -43,7 +43,8 @@ from genphys.physics.vmc import (
     ParameterUpdate,
     energy_estimate,
 )
-from genphys.physics.wavefunction import DTYPE, Reference, Samples, _check_int
+from genphys.physics.walkers import Samples
+from genphys.physics.wavefunction import DTYPE, Reference, _check_int
 from genphys.rng import derive_seed, make_generator
 
 MAX_ED_SPINS = 20

@@ -43,19 +43,21 @@ from genphys.io import (
     read_json,
     save_tensors,
 )
-from genphys.physics.wavefunction import (
-    DTYPE,
+from genphys.physics.walkers import (
     SAMPLERS,
-    HarmonicTrap,
     ImportanceSampling,
     Metropolis,
-    RBMWavefunction,
-    Reference,
     Sampler,
     SamplerState,
     init_state,
-    reference_energy,
     sample,
+)
+from genphys.physics.wavefunction import (
+    DTYPE,
+    HarmonicTrap,
+    RBMWavefunction,
+    Reference,
+    reference_energy,
 )
 from genphys.rng import derive_seed
 
