@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from genphys import io
 from genphys.data import DataConfig, prepare_data
 from genphys.errors import GenphysError, TrainingDiverged
-from genphys.models import GAN, VAE, BernoulliRBM, RBMConfig
+from genphys.models import GAN, VAE, BernoulliRBM, RBMConfig, VAEConfig
 from genphys.training import (
     CDConfig,
     ContrastiveDivergence,
@@ -24,6 +24,7 @@ from genphys.training import (
     TrainerConfig,
     build_objective,
 )
+from genphys.training.objectives import AutoencoderObjective
 from genphys.training.run import resolve_config, train
 
 # dynamic binarization, momentum and persistent chains: every random stream and optimizer
@@ -119,6 +120,33 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000025", "step-000000050"]
     good = io.load_tensors(tmp_path / "checkpoints" / "step-000000050" / io.MODEL_FILE)
     assert all(torch.isfinite(t).all() for t in good.values())
+
+
+def test_nan_gradient_behind_a_finite_loss_stops_at_the_next_step(tmp_path: Path) -> None:
+    """One process checks the loss only: sqrt(|w - w|) is 0 with a NaN gradient, which makes
+    the weights NaN, so the next loss is NaN; no checkpoint holds the NaN weights."""
+    data = prepare_data(DataConfig())
+    model = VAE(VAEConfig(n_features=64, latent_dim=2, hidden=(8,)))
+
+    class Poisoned(AutoencoderObjective):
+        calls = 0
+
+        def step(self, ctx, batch):
+            Poisoned.calls += 1
+            if Poisoned.calls == 60:  # during the third epoch (25 steps per epoch)
+                w = ctx.model.decoder[0].weight
+                loss = torch.sqrt((w - w.detach()).abs().sum())
+                ctx.update("model", loss)
+                assert float(loss.detach()) == 0.0 and not bool(torch.isfinite(w).all())
+                return {}
+            return super().step(ctx, batch)
+
+    cfg = TrainerConfig(epochs=3, progress=False, optimizer="adam", lr=1e-3)
+    trainer = Trainer(model, Poisoned(), cfg, run_dir=tmp_path)
+    stop = r"step 61: the model loss became nan.*kept: .*step-000000050"
+    with pytest.raises(TrainingDiverged, match=stop):
+        trainer.fit(data.train, data.val)
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000025", "step-000000050"]
 
 
 def test_failed_checkpoint_write_leaves_nothing_half_written(tmp_path: Path, monkeypatch) -> None:

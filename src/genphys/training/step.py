@@ -62,7 +62,13 @@ class StepContext:
         self._clip_and_step(group)
 
     def update(self, group: str, loss: Tensor) -> None:
-        """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included)."""
+        """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included).
+
+        One process checks the loss at every step (a gradient that is not finite while the
+        loss is makes the parameters, hence the next loss, non-finite: caught one step later;
+        the trainer checks the parameters before every checkpoint, so none holds them). Under
+        DDP the averaged gradients are checked too, so that every rank stops at the same step.
+        """
         t = self._trainer
         t.optimizers[group].zero_grad(set_to_none=True)
         loss.backward()  # under DDP the gradients are now averaged: every rank sees a NaN
@@ -71,9 +77,13 @@ class StepContext:
             named = {str(i): p.grad for i, p in enumerate(params) if p.grad is not None}
             for i, grad in average_over_processes(named, t.world_size).items():
                 params[int(i)].grad = grad
-        grads = [p.grad for p in params if p.grad is not None]
-        sums = torch.stack([loss.detach().reshape(()), *(g.sum() for g in grads)])
-        if not bool(torch.isfinite(sums).all()):
+        if t.world_size > 1:  # the averaged gradients are the same on every rank: all stop
+            grads = [p.grad for p in params if p.grad is not None]
+            sums = torch.stack([loss.detach().reshape(()), *(g.sum() for g in grads)])
+            finite = bool(torch.isfinite(sums).all())
+        else:  # a non-finite gradient makes the parameters, hence the next loss, non-finite
+            finite = math.isfinite(float(loss.detach()))
+        if not finite:
             raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
         self._clip_and_step(group)
         if t.world_size > 1 and t.wrapped is t.model:  # e.g. batch-norm statistics

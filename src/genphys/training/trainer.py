@@ -296,14 +296,18 @@ class Trainer:
             if self.is_main:
                 for line in warnings:
                     print(f"genphys: warning: epoch {self.epoch}: {line}", file=sys.stderr)
-        bad = [k for k, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
-        if bad:
-            raise TrainingDiverged(self._diverged_message(f"parameters {bad} became non-finite"))
+        self._check_parameters()
         self.history.append(metrics)
         self._log.write(metrics)
         if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
             self._checkpoint()
         return metrics
+
+    def _check_parameters(self) -> None:
+        """NaN guard before anything is written: every parameter must be finite."""
+        bad = [k for k, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise TrainingDiverged(self._diverged_message(f"parameters {bad} became non-finite"))
 
     def _diverged_message(self, what: str) -> str:
         where = f"at epoch {self.epoch + 1}, step {self.global_step + 1}"
@@ -324,6 +328,7 @@ class Trainer:
         return gather_states(self._rank_state(), self.world_size, self.device)
 
     def _checkpoint(self) -> None:
+        self._check_parameters()  # a checkpoint is always a good one
         self._checkpoint_step = self.global_step
         ranks = self._gather_rank_states()
         if not self.is_main or self.run_dir is None:
