@@ -139,7 +139,9 @@ def start(threads: int):
     import torch
 
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
+    from genphys.denormals import flush_denormals
+
+    flush_denormals()
     print(f"threads {threads}, load average {os.getloadavg()[0]:.2f} at start")
     peak = peak_throughput(torch)
     print(f"measured peak: matmul {peak['matmul']:.1f} GFLOP/s, conv {peak['conv']:.1f} GFLOP/s")

@@ -273,3 +273,22 @@ def test_torchrun_cli(tmp_path: Path) -> None:
     assert (out / io.MODEL_FILE).is_file()
     assert len((out / io.METRICS_FILE).read_text().splitlines()) == 2  # rank 0 alone writes
     assert proc.stdout.count("run directory") == 1
+
+
+def test_flush_denormals_reaches_every_openmp_thread() -> None:
+    """torch.set_flush_denormal sets the calling thread only: after the OpenMP team has
+    started, half of a two-thread product still sees denormals; flush_denormals sets all."""
+    code = """
+import torch
+torch.set_num_threads(2)
+x = torch.full((1_000_000,), 1e-40)
+assert int(((x * 1.0) == 0).sum()) == 0  # the team has started and keeps denormals
+torch.set_flush_denormal(True)
+partial = int(((x * 1.0) == 0).sum())
+from genphys.denormals import flush_denormals
+assert flush_denormals()
+print(partial, int(((x * 1.0) == 0).sum()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    partial, flushed = map(int, out.stdout.split())
+    assert partial < 1_000_000 and flushed == 1_000_000

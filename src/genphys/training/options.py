@@ -33,8 +33,9 @@ class TrainerConfig(Config):
         device: "cpu", "cuda", "cuda:N" or "auto".
         progress: show a tqdm progress bar.
         tensorboard: also log to TensorBoard (needs the ``tensorboard`` package).
-        flush_denormal: set torch's process-wide flush-denormal flag when training starts
-            (denormal optimizer moments make CPU steps up to 60% slower).
+        flush_denormal: flush denormal floats to zero on every CPU thread when training
+            starts (:func:`genphys.denormals.flush_denormals`; denormal optimizer moments make
+            CPU steps up to 60% slower).
     """
 
     epochs: int = 10

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from genphys import io
+from genphys.denormals import flush_denormals
 from genphys.errors import GenphysError, TrainingDiverged
 from genphys.rng import derive_seed, make_generator
 from genphys.training.distributed import (
@@ -157,7 +158,7 @@ class Trainer:
         if labels is not None and len(labels[0]) != len(train):
             raise GenphysError(f"{len(labels[0])} labels for {len(train)} training examples")
         if cfg.flush_denormal:  # denormal Adam moments slow CPU steps by up to 60%
-            torch.set_flush_denormal(True)
+            flush_denormals()
         self._setup(train, batch_transform)
         if resume:
             self._load_latest()
