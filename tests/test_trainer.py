@@ -275,20 +275,27 @@ def test_torchrun_cli(tmp_path: Path) -> None:
     assert proc.stdout.count("run directory") == 1
 
 
+@pytest.mark.skipif(
+    "parallel backend: OpenMP" not in torch.__config__.parallel_info()
+    or not torch.set_flush_denormal(False),
+    reason="needs torch's OpenMP backend and a CPU with flush-to-zero",
+)
 def test_flush_denormals_reaches_every_openmp_thread() -> None:
-    """torch.set_flush_denormal sets the calling thread only: after the OpenMP team has
+    """With libgomp, torch.set_flush_denormal sets the calling thread only: after the team has
     started, half of a two-thread product still sees denormals; flush_denormals sets all."""
     code = """
 import torch
+from genphys.denormals import _openmp_runtime, flush_denormals
 torch.set_num_threads(2)
 x = torch.full((1_000_000,), 1e-40)
 assert int(((x * 1.0) == 0).sum()) == 0  # the team has started and keeps denormals
 torch.set_flush_denormal(True)
 partial = int(((x * 1.0) == 0).sum())
-from genphys.denormals import flush_denormals
 assert flush_denormals()
-print(partial, int(((x * 1.0) == 0).sum()))
+print(partial, int(((x * 1.0) == 0).sum()), "libgomp" in str(_openmp_runtime()))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    partial, flushed = map(int, out.stdout.split())
-    assert partial < 1_000_000 and flushed == 1_000_000
+    partial, flushed, gnu = out.stdout.split()
+    assert int(flushed) == 1_000_000
+    if gnu == "True":  # the team of GNU's runtime keeps its own flags: the bug this fixes
+        assert int(partial) < 1_000_000

@@ -129,7 +129,8 @@ class EnergyContrastiveDivergence(Objective):
                 real = real.clamp(*model.config.data_range)
         out = model.loss(real, fake)
         limit = self.config.max_energy
-        if not (abs(float(out["e_real"])) < limit and abs(float(out["e_fake"])) < limit):
+        ok = abs(float(out["e_real"])) < limit and abs(float(out["e_fake"])) < limit
+        if not ctx.all_ranks(ok):
             raise TrainingDiverged(
                 f"the energy scale diverged (mean E(real) = {float(out['e_real']):.3g}, "
                 f"E(model) = {float(out['e_fake']):.3g}, limit {limit:g}); lower the learning "

@@ -64,10 +64,11 @@ class StepContext:
     def update(self, group: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included).
 
-        One process checks the loss at every step (a gradient that is not finite while the
-        loss is makes the parameters, hence the next loss, non-finite: caught one step later;
-        the trainer checks the parameters before every checkpoint, so none holds them). Under
-        DDP the averaged gradients are checked too, so that every rank stops at the same step.
+        One process checks the loss at every step. A gradient that is not finite behind a
+        finite loss makes some parameters non-finite, which usually shows in the next loss;
+        at the latest the trainer's check of the parameters at the end of the epoch and before
+        every checkpoint stops the run, so no checkpoint holds them. Under DDP the averaged
+        gradients are checked too, and the ranks agree before any of them stops.
         """
         t = self._trainer
         t.optimizers[group].zero_grad(set_to_none=True)
@@ -77,11 +78,11 @@ class StepContext:
             named = {str(i): p.grad for i, p in enumerate(params) if p.grad is not None}
             for i, grad in average_over_processes(named, t.world_size).items():
                 params[int(i)].grad = grad
-        if t.world_size > 1:  # the averaged gradients are the same on every rank: all stop
+        if t.world_size > 1:  # every rank stops at the same step, or none does
             grads = [p.grad for p in params if p.grad is not None]
             sums = torch.stack([loss.detach().reshape(()), *(g.sum() for g in grads)])
-            finite = bool(torch.isfinite(sums).all())
-        else:  # a non-finite gradient makes the parameters, hence the next loss, non-finite
+            finite = self.all_ranks(bool(torch.isfinite(sums).all()))
+        else:
             finite = math.isfinite(float(loss.detach()))
         if not finite:
             raise TrainingDiverged(f"the {group} loss became {float(loss.detach())}")
@@ -89,6 +90,16 @@ class StepContext:
         if t.world_size > 1 and t.wrapped is t.model:  # e.g. batch-norm statistics
             for buffer in t.model.buffers():
                 dist.broadcast(buffer, 0)
+
+    def all_ranks(self, ok: bool) -> bool:
+        """Whether ``ok`` holds on every process (one all-reduce under DDP), so that a guard
+        stops all ranks at the same step instead of leaving the others in a collective."""
+        t = self._trainer
+        if t.world_size == 1:
+            return ok
+        flag = torch.tensor([float(ok)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
 
     def _clip_and_step(self, group: str) -> None:
         opt = self._trainer.optimizers[group]
