@@ -17,6 +17,7 @@ from genphys.physics.wavefunction import (
     HarmonicTrap,
     RBMWavefunction,
     WaveValues,
+    _check_positive,
 )
 from genphys.rng import make_generator
 
@@ -118,8 +119,7 @@ class Metropolis(_Sampler):
     name: ClassVar[str] = "metropolis"
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.step) and self.step > 0):
-            raise GenphysError(f"the Metropolis step must be > 0, got {self.step}")
+        _check_positive("the Metropolis step", self.step)
 
     def advance(self, wf: RBMWavefunction, state: SamplerState) -> None:
         """One move of every walker."""
@@ -135,8 +135,7 @@ class ImportanceSampling(_Sampler):
     name: ClassVar[str] = "importance"
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.dt) and self.dt > 0):
-            raise GenphysError(f"the time step dt must be > 0, got {self.dt}")
+        _check_positive("the time step dt", self.dt)
 
     def advance(self, wf: RBMWavefunction, state: SamplerState) -> None:
         """One move of every walker."""
