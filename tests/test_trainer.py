@@ -208,6 +208,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, family: str = "rbm")
         data = prepare_data(DataConfig(scale="symmetric"))
         model = GAN(architecture="dcgan", image_shape=(1, 8, 8), n_features=64, noise_dim=8)
         objective = build_objective("adversarial", {"d_steps": 2})
+    threads = len(os.listdir("/proc/self/task"))
     trainer = Trainer(
         model,
         objective,
@@ -216,6 +217,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, family: str = "rbm")
     )
     trainer.fit(data.train, data.val)
     assert not torch.distributed.is_initialized()  # the trainer cleans up the group it made
+    # and gloo's threads are joined: one still running when Python exits may abort the process
+    assert len(os.listdir("/proc/self/task")) == threads
     io.save_model(Path(out) / f"rank{rank}.safetensors", model)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -18,17 +19,26 @@ def init_distributed(device: str) -> tuple[int, int, bool]:
         return 0, 1, False
     created = not dist.is_initialized()
     if created:
+        # Imported after the group exists, torch._dynamo (DDP imports it) keeps the group
+        # alive past destroy_process_group, and gloo's threads with it.
+        import torch._dynamo
+
         use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return dist.get_rank(), dist.get_world_size(), created
 
 
 def shutdown_distributed() -> None:
-    """Wait for every process, then destroy the group (a process leaving gloo's threads
-    running at exit can abort with 'terminate called without an active exception')."""
+    """Wait for every process, destroy the group and join gloo's worker threads.
+
+    The caller must first drop what else holds the group (a DistributedDataParallel wrapper).
+    A gloo thread still alive when Python finalizes can release a finished collective's
+    tensors then, and the process aborts with 'terminate called without an active exception'.
+    """
     dist.barrier()
     dist.barrier()  # every rank has left the first barrier: no message of it is in flight
     dist.destroy_process_group()
+    gc.collect()  # the last reference to the group may sit in a cycle (an nn.Module's hooks)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -189,6 +189,7 @@ class Trainer:
             if self.epoch >= cfg.epochs and self.is_main and self.run_dir is not None:
                 io.save_model(self.run_dir / io.MODEL_FILE, self.model)
             if self._owns_group:  # the group this trainer created ends with its training
+                self.wrapped = self.model  # DDP holds the group: it must go for gloo to stop
                 shutdown_distributed()
                 self._owns_group = False
         finally:
