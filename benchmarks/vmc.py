@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def throughput(particles: int, sampler_name: str, walkers: int, steps: int) -> float:
-    from genphys.physics.vmc import VMCConfig
+    from genphys.physics.vmc_run import VMCConfig
     from genphys.physics.walkers import init_state, sample
 
     cfg = VMCConfig(
@@ -57,7 +57,8 @@ def throughput(particles: int, sampler_name: str, walkers: int, steps: int) -> f
 
 
 def time_to_accuracy(args: argparse.Namespace) -> dict[str, float | None]:
-    from genphys.physics.vmc import IterationRecord, VMCConfig, run_vmc
+    from genphys.physics.vmc import IterationRecord
+    from genphys.physics.vmc_run import VMCConfig, run_vmc
 
     exact, tol = 3.0, 1e-3
     start = time.perf_counter()
@@ -90,7 +91,7 @@ def time_to_accuracy(args: argparse.Namespace) -> dict[str, float | None]:
 
 
 def energies(args: argparse.Namespace) -> list[dict[str, object]]:
-    from genphys.physics.vmc import VMCConfig, run_vmc
+    from genphys.physics.vmc_run import VMCConfig, run_vmc
 
     rows = []
     for particles, jastrow, published in (

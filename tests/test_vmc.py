@@ -20,7 +20,8 @@ from genphys.cli.main import build_parser
 from genphys.cli.vmc import vmc
 from genphys.errors import GenphysError
 from genphys.io import load_tensors
-from genphys.physics.vmc import VMCConfig, energy_estimate, load_run, optimize, run_vmc
+from genphys.physics.vmc import energy_estimate, optimize
+from genphys.physics.vmc_run import VMCConfig, load_run, run_vmc
 from genphys.physics.walkers import (
     ImportanceSampling,
     Metropolis,

@@ -54,7 +54,7 @@ _TFIM_FLAGS: dict[str, tuple[Any, str, Any]] = {
 
 def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Register ``genphys vmc``."""
-    from genphys.physics.vmc import VMCConfig
+    from genphys.physics.vmc_run import VMCConfig
 
     defaults = VMCConfig().to_dict()
     p = sub.add_parser(
@@ -120,7 +120,7 @@ def vmc(args: argparse.Namespace) -> int:
     import torch
 
     from genphys.errors import GenphysError
-    from genphys.physics.vmc import VMCConfig, run_vmc
+    from genphys.physics.vmc_run import VMCConfig, run_vmc
 
     threads = getattr(args, "threads", 1)
     if not isinstance(threads, int) or threads < 1:
@@ -179,7 +179,8 @@ def _tfim(args: argparse.Namespace, threads: int) -> int:
         reference_energy,
         sample_tfim,
     )
-    from genphys.physics.vmc import VMCConfig, energy_estimate
+    from genphys.physics.vmc import energy_estimate
+    from genphys.physics.vmc_run import VMCConfig
     from genphys.rng import derive_seed
 
     tfim: dict[str, Any] = {f: getattr(args, f, None) for f in _TFIM_FLAGS}
@@ -262,7 +263,7 @@ def _save_tfim(
     """The tfim run directory: config, parameters, history, result and the energy figure."""
     from genphys import __version__
     from genphys.io import atomic_write_json, atomic_write_text, json_safe, save_tensors
-    from genphys.physics.vmc import plot_energy
+    from genphys.physics.vmc_run import plot_energy
 
     out.mkdir(parents=True, exist_ok=True)
     meta = {"tfim": settings, "wavefunction": psi.config(), "genphys_version": __version__}
