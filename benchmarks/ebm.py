@@ -89,9 +89,11 @@ def main() -> None:
             train(cfg, out=out, resume=out.exists())
         print(f"training: {time.perf_counter() - t:.0f} s for {args.epochs} epoch(s)")
         results["ebm"] = quality(out, args)
-        gan = ROOT / "runs" / "bench-gan" / "dcgan"
-        if (gan / io.MODEL_FILE).is_file():
-            results["dcgan"] = quality(gan, args)
+        for name in ("dcgan-ema0.999", "dcgan"):  # gan_quality.py's run, with the average or not
+            gan = ROOT / "runs" / "bench-gan" / name
+            if (gan / io.MODEL_FILE).is_file():
+                results["dcgan"] = quality(gan, args)
+                break
         for name, q in results.items():
             if name in ("langevin", "peak"):
                 continue

@@ -10,7 +10,8 @@ seconds per epoch (fastest and median), images per second, the FLOPs of one trai
 a fraction of this machine's dense matmul and convolution throughput measured in the same run,
 then FID, classifier score (IS) and MMD of 10,000 samples against the 10,000 test images,
 each beside real training images against the same test images (the floor), using the
-classifier packaged for Fashion-MNIST::
+classifier packaged for Fashion-MNIST. Each GAN keeps a moving average of its generator
+(``--ema-decay``, 0 for none); the average's samples and the trained generator's are scored::
 
     .venv/bin/python benchmarks/gan_quality.py [--epochs 5] [--threads 2] [--out runs/bench-gan]
 
@@ -42,6 +43,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--n-samples", type=int, default=10_000)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-gan"))
     p.add_argument("--only", choices=["dcgan", "mlp"], help="train and score one GAN")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.999,
+        help="sample from a moving average of the generator (0: none); both are scored",
+    )
     return p.parse_args()
 
 
@@ -88,8 +95,9 @@ def train_or_reuse(name: str, args: argparse.Namespace) -> tuple[Path, list[dict
     from genphys.training.reporting import MetricsLog
     from genphys.training.run import resolve_config, train
 
-    out = Path(args.out) / name
-    model = {"architecture": "dcgan"} if name == "dcgan" else {"architecture": "mlp"}
+    ema = args.ema_decay or None
+    out = Path(args.out) / (name if ema is None else f"{name}-ema{ema:g}")
+    model = {"architecture": name, "ema_decay": ema}
     cfg = resolve_config(
         "gan",
         {
@@ -113,13 +121,17 @@ def train_or_reuse(name: str, args: argparse.Namespace) -> tuple[Path, list[dict
     return out, MetricsLog.read(out, 10**9)
 
 
-def quality(run: Path, args: argparse.Namespace) -> dict:
+def quality(run: Path, args: argparse.Namespace, live: bool = False) -> dict:
+    """Sample quality of a run's samples; ``live``: a GAN's generator as trained, not its
+    moving average."""
     from genphys import io
     from genphys.data import DataConfig, prepare_data
     from genphys.evaluation.sample_quality import packaged_classifier, quality_report
     from genphys.samplers import sample_model
 
     model, cfg = io.load_run(run)
+    if live:
+        model.generator_ema = None
     n = args.n_samples
     real = {"name": "fashion-mnist", "binarize": "none", "val_fraction": 0.0}
     test = prepare_data(DataConfig(**real, split="test")).train
@@ -146,6 +158,22 @@ def start(threads: int):
     peak = peak_throughput(torch)
     print(f"measured peak: matmul {peak['matmul']:.1f} GFLOP/s, conv {peak['conv']:.1f} GFLOP/s")
     return torch, peak
+
+
+def print_quality(q: dict) -> None:
+    fid, score, mmd = q["fid"], q["is"], q["mmd"]
+    print(
+        f"FID {fid['value']:.2f} ± {fid['stderr']:.2f}  (real vs real "
+        f"{fid['real_vs_real']['value']:.2f}; ratio {fid['ratio_to_floor']:.2f})"
+    )
+    print(
+        f"IS  {score['value']:.3f} ± {score['stderr']:.3f}  (real test "
+        f"{score['real']['value']:.3f}; {100 * score['fraction_of_real']:.1f}% of real)"
+    )
+    print(
+        f"MMD^2 {mmd['value']:.5f} ± {mmd['stderr']:.5f}, p = {mmd['p_value']}  (real vs real "
+        f"{mmd['real_vs_real']['value']:.5f} ± {mmd['real_vs_real']['stderr']:.5f})"
+    )
 
 
 def main() -> None:
@@ -175,6 +203,8 @@ def main() -> None:
             "fraction_of_conv": rate / peak["conv"],
             "quality": quality(run, args),
         }
+        if args.ema_decay:
+            results[name]["quality_live_generator"] = quality(run, args, live=True)
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     for name, r in results.items():
         q = r["quality"]
@@ -188,19 +218,12 @@ def main() -> None:
             f"{100 * r['fraction_of_matmul']:.1f}% of matmul, {100 * r['fraction_of_conv']:.1f}% "
             "of conv throughput"
         )
-        fid, score, mmd = q["fid"], q["is"], q["mmd"]
-        print(
-            f"FID {fid['value']:.2f} ± {fid['stderr']:.2f}  (real vs real "
-            f"{fid['real_vs_real']['value']:.2f}; ratio {fid['ratio_to_floor']:.2f})"
-        )
-        print(
-            f"IS  {score['value']:.3f} ± {score['stderr']:.3f}  (real test "
-            f"{score['real']['value']:.3f}; {100 * score['fraction_of_real']:.1f}% of real)"
-        )
-        print(
-            f"MMD^2 {mmd['value']:.5f} ± {mmd['stderr']:.5f}, p = {mmd['p_value']}  (real vs real "
-            f"{mmd['real_vs_real']['value']:.5f} ± {mmd['real_vs_real']['stderr']:.5f})"
-        )
+        if "quality_live_generator" in r:
+            print(f"-- samples of the generator's moving average (decay {args.ema_decay:g}):")
+        print_quality(q)
+        if "quality_live_generator" in r:
+            print("-- samples of the generator as trained:")
+            print_quality(r["quality_live_generator"])
     if "dcgan" in results:
         q = results["dcgan"]["quality"]
         ok_is = q["is"]["fraction_of_real"] >= 0.85

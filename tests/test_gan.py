@@ -154,6 +154,56 @@ def test_d_steps_sets_the_update_ratio() -> None:
     assert steps == {"discriminator": 12, "generator": 8}
 
 
+def test_generator_average_follows_its_recurrence_and_is_not_trained() -> None:
+    torch.manual_seed(5)
+    gan = GAN(n_features=6, hidden=(4,), ema_decay=0.3).double()
+    assert gan.generator_ema is not None
+    average = [p.clone() for p in gan.generator_ema.parameters()]
+    for a, p in zip(average, gan.generator.parameters(), strict=True):
+        assert torch.equal(a, p)  # the average starts as a copy of g
+    for n in range(8):  # decays 1/10, 2/11, 3/12, then the cap 0.3 (4/13 > 0.3)
+        with torch.no_grad():
+            for p in gan.generator.parameters():
+                p.add_(torch.randn_like(p))
+        gan.update_average()
+        d = min(0.3, (1 + n) / (10 + n))
+        live = gan.generator.parameters()
+        average = [d * a + (1 - d) * p for a, p in zip(average, live, strict=True)]
+    for a, p in zip(average, gan.generator_ema.parameters(), strict=True):
+        torch.testing.assert_close(p, a, rtol=0, atol=1e-12)
+    assert int(gan.ema_updates) == 8
+    # training updates it once per generator update and never optimizes it
+    gan = GAN(n_features=8, hidden=(4,), ema_decay=0.99)
+    objective = Adversarial(AdversarialConfig(d_steps=3, g_steps=2))
+    trainer = Trainer(gan, objective, TrainerConfig(epochs=1, batch_size=8, progress=False))
+    trainer.fit(torch.rand(96, 8))
+    assert int(gan.ema_updates) == 8
+    optimized = {id(p) for opt in trainer.optimizers.values() for g in opt.param_groups
+                 for p in g["params"]}  # fmt: skip
+    assert optimized.isdisjoint(id(p) for p in gan.generator_ema.parameters())
+    with pytest.raises(GenphysError, match="no moving average"):
+        GAN(n_features=8, hidden=(4,)).update_average()
+
+
+def test_samples_come_from_the_average_with_the_generators_batch_statistics() -> None:
+    torch.manual_seed(6)
+    gan = GAN(architecture="dcgan", n_features=64, image_shape=(1, 8, 8), noise_dim=4,
+              ema_decay=0.999)  # fmt: skip
+    assert gan.generator_ema is not None
+    gan.generate(gan.noise(16))  # training mode: the live batch-norm statistics move
+    gan.update_average()
+    for mine, theirs in zip(gan.generator_ema.buffers(), gan.generator.buffers(), strict=True):
+        assert torch.equal(mine, theirs)
+    with torch.no_grad():
+        for p in gan.generator.parameters():
+            p.add_(0.5)
+    gan.eval()
+    z = gan.noise(5, torch.Generator().manual_seed(0))
+    x = gan.sample(5, torch.Generator().manual_seed(0))
+    assert torch.equal(x, gan.generate(z, average=True))
+    assert not torch.allclose(x, gan.generate(z))  # the live generator has moved away
+
+
 def test_epoch_warnings() -> None:
     objective = Adversarial()
     half = {"epoch": 10, "train/d_real": 0.505, "train/d_fake": 0.497}
@@ -185,7 +235,7 @@ def test_data_outside_the_output_range_is_refused() -> None:
 
 
 CFG = {
-    "model": {"config": {"architecture": "dcgan", "noise_dim": 8}},
+    "model": {"config": {"architecture": "dcgan", "noise_dim": 8, "ema_decay": 0.9}},
     "objective": {"config": {"d_steps": 2}},
     "trainer": {"epochs": 2, "batch_size": 32, "progress": False},
     "data": {"limit": 400},
@@ -204,7 +254,7 @@ RING = {  # a small PacGAN on the ring of 8 Gaussians (std 0.02); checked: all 8
 
 
 def test_gan_resume_mid_epoch_is_bit_identical(tmp_path: Path) -> None:
-    # two optimizers, batch norm, dropout (global RNG), the d_steps turn counter
+    # two optimizers, batch norm, dropout (global RNG), the d_steps turn counter, the average
     cfg = resolve_config("gan", CFG)
     full, _ = train(cfg, out=tmp_path / "full")
     stopped = resolve_config("gan", {**CFG, "trainer": {**CFG["trainer"], "max_steps": 15}})
@@ -277,6 +327,10 @@ def test_gan_bad_input_through_the_cli(tmp_path: Path, cli) -> None:
     assert "multiples of 4" in line
     one_line_error(*code_and_err(cli("train", "gan", "--loss", "hinge", "--out", tmp_path / "c")))
     one_line_error(*code_and_err(cli("train", "gan", "--d-steps", "0", "--out", tmp_path / "d")))
+    line = one_line_error(
+        *code_and_err(cli("train", "gan", "--ema-decay", "1", "--out", tmp_path / "f"))
+    )
+    assert "ema_decay must be in (0, 1)" in line
     one_line_error(
         *code_and_err(
             cli(

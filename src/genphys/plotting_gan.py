@@ -42,7 +42,7 @@ def fixed_noise(model: GAN, n: int, seed: int) -> Tensor:
 
 def _generate_eval(model: GAN, z: Tensor) -> Tensor:
     with evaluating(model):
-        return to_unit(model, model.generate(z)).cpu()
+        return to_unit(model, model.generate(z, average=True)).cpu()
 
 
 def save_epoch_samples(

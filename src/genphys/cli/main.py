@@ -58,6 +58,7 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "output": ("model", "output", str, "generator output: tanh for [-1, 1] or sigmoid (gan)"),
     "label_smoothing": ("model", "label_smoothing", float, "one-sided label smoothing (gan)"),
     "gp_weight": ("model", "gp_weight", float, "gradient-penalty weight (gan, wgan_gp)"),
+    "ema_decay": ("model", "ema_decay", float, "sample from a moving average of g (gan)"),
     "init_std": ("model", "init_std", float, "initial weight standard deviation"),
     "sigma": ("model", "sigma", float, "visible standard deviation (grbm)"),
     "k": ("objective", "k", int, "Gibbs sweeps per update (CD-k / PCD-k)"),

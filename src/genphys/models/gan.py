@@ -15,6 +15,13 @@ Losses (per batch, means over examples):
 
 One-sided label smoothing (Salimans et al. 2016) replaces the real target 1 by 1 - s.
 
+With ``ema_decay`` the model also keeps ``generator_ema``, an exponential moving average of
+the generator's weights (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN
+training"; StyleGAN's ``G_ema``), updated after every generator step with decay
+:math:`\min(d, (1 + n)/(10 + n))` at its n-th update, so that early averages do not remember
+the initialisation. Its batch-norm statistics are the live generator's. Training uses the live
+generator; :meth:`GAN.sample` (and so sampling, evaluation and plots of a run) uses the average.
+
 Networks: ``mlp`` (the course's PyTorch GAN: noise 20, one hidden layer of 100, output 784) and
 ``dcgan`` (the TensorFlow DCGAN tutorial: Dense 7*7*256 -> BN -> LeakyReLU -> ConvTranspose 128
 (stride 1) -> 64 (stride 2) -> C (stride 2, tanh), 5x5 kernels, noise 100; discriminator Conv 64
@@ -26,6 +33,7 @@ generator's transposed convolutions become upsampling and circular convolutions
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 from collections.abc import Sequence
@@ -68,6 +76,8 @@ class GANConfig(Config):
             2018), which penalises a generator that repeats itself: mode collapse; batches
             must be multiples of it.
         periodic: circular padding for data on a torus, e.g. Ising spins; dcgan only.
+        ema_decay: keep a moving average of the generator's weights with this decay (e.g.
+            0.999) and sample from it; None: sample from the generator as trained.
     """
 
     n_features: int = 784
@@ -82,6 +92,7 @@ class GANConfig(Config):
     label_smoothing: float = 0.0
     pack: int = 1
     periodic: bool = False
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         if self.noise_dim is None:
@@ -103,6 +114,10 @@ class GANConfig(Config):
         check(
             not (self.periodic and self.architecture != "dcgan"),
             f"periodic (circular padding) needs architecture 'dcgan', got '{self.architecture}'",
+        )
+        check(
+            self.ema_decay is None or 0 < self.ema_decay < 1,
+            f"ema_decay must be in (0, 1), got {self.ema_decay}",
         )
 
 
@@ -174,12 +189,17 @@ class GAN(nn.Module):
     """
 
     Config = GANConfig
+    ema_updates: Tensor  # a buffer when the model keeps a generator average
 
     def __init__(self, config: GANConfig | None = None, **kwargs: object) -> None:
         super().__init__()
         self.config = config if config is not None else GANConfig(**kwargs)  # type: ignore[arg-type]
         pair = _dcgan_pair if self.config.architecture == "dcgan" else _mlp_pair
         self.generator, self.discriminator = pair(self.config)
+        self.generator_ema: nn.Module | None = None
+        if self.config.ema_decay is not None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
 
     @property
     def noise_dim(self) -> int:
@@ -197,9 +217,11 @@ class GAN(nn.Module):
         p = next(self.parameters())
         return torch.randn((n, self.noise_dim), generator=generator, device=p.device, dtype=p.dtype)
 
-    def generate(self, z: Tensor) -> Tensor:
-        """g(z): flattened samples (N, n_features) in :attr:`data_range`."""
-        out = self.generator(z)
+    def generate(self, z: Tensor, average: bool = False) -> Tensor:
+        """g(z): flattened samples (N, n_features) in :attr:`data_range`; with ``average``, from
+        the moving average of the generator when the model keeps one."""
+        net = self.generator_ema if average and self.generator_ema is not None else self.generator
+        out = net(z)
         if self.config.output == "tanh":
             return torch.tanh(out)
         return torch.sigmoid(out) if self.config.output == "sigmoid" else out
@@ -215,8 +237,23 @@ class GAN(nn.Module):
         return self.discriminator(x).squeeze(-1)
 
     def sample(self, n: int, generator: torch.Generator | None = None, mean: bool = True) -> Tensor:
-        """``n`` samples g(z) (``mean`` is accepted for a uniform interface; g is deterministic)."""
-        return self.generate(self.noise(n, generator))
+        """``n`` samples g(z), from the generator's moving average when there is one (``mean``
+        is accepted for a uniform interface; g is deterministic)."""
+        return self.generate(self.noise(n, generator), average=True)
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """One step of the generator's moving average (after a generator update); its
+        batch-norm statistics are copied from the generator."""
+        if self.generator_ema is None or self.config.ema_decay is None:
+            raise GenphysError("this GAN keeps no moving average (set ema_decay)")
+        n = int(self.ema_updates)
+        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
+        average, live = self.generator_ema, self.generator
+        torch._foreach_lerp_(list(average.parameters()), list(live.parameters()), 1 - decay)
+        for mine, theirs in zip(average.buffers(), live.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.ema_updates.add_(1)
 
     # ------------------------------------------------------------------- losses
     def discriminator_loss(

@@ -71,7 +71,8 @@ class Adversarial(Objective):
 
     Logged per step: ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake`` (mean d(x) on the real
     and generated batch, before the update), and for WGAN-GP ``wasserstein`` and
-    ``gradient_penalty``.
+    ``gradient_penalty``. A model with ``ema_decay`` updates its generator average after every
+    generator update.
     """
 
     Config = AdversarialConfig
@@ -111,6 +112,8 @@ class Adversarial(Objective):
                     fake = gan.generate(gan.noise(n, ctx.generator))
                 g = gan.generator_loss(fake)
                 ctx.update("generator", g["loss"])
+                if gan.generator_ema is not None:
+                    gan.update_average()
             metrics["g_loss"] = g["loss"].detach()
         return metrics
 
