@@ -76,6 +76,9 @@ class EnergyContrastiveDivergence(Objective):
 
     Config = EnergyCDConfig
     config: EnergyCDConfig
+    # the loss is computed on the model itself (Langevin needs it unwrapped too), so under DDP
+    # the trainer averages the gradients explicitly instead of through a wrapper's forward
+    ddp_wrap = False
 
     def __init__(self, config: EnergyCDConfig | None = None) -> None:
         super().__init__(config)
@@ -133,8 +136,8 @@ class EnergyContrastiveDivergence(Objective):
         if not ctx.all_ranks(ok):
             raise TrainingDiverged(
                 f"the energy scale diverged (mean E(real) = {float(out['e_real']):.3g}, "
-                f"E(model) = {float(out['e_fake']):.3g}, limit {limit:g}); lower the learning "
-                "rate or raise the model's alpha"
+                f"E(model) = {float(out['e_fake']):.3g}, limit {limit:g}); a larger alpha (the "
+                "energy regularizer) keeps energies small"
             )
         ctx.update("model", out["loss"])
         return {k: v.detach() for k, v in out.items()}
