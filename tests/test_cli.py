@@ -12,6 +12,7 @@ import pytest
 
 from cli_errors import code_and_err, one_line_error
 from genphys import io
+from genphys.models import BernoulliRBM
 
 QUICK = ["--hidden", "12", "--epochs", "2", "--no-progress"]
 
@@ -89,6 +90,7 @@ BAD_DATA = {
     "wrong_ndim": (np.zeros((4, 2, 3, 4, 5)), "dimension|ndim|shape"),
     "non_binary": (np.full((50, 6), 0.5), "not binary"),
     "nan": (np.full((50, 6), np.nan), "NaN"),
+    "inf": (np.full((50, 6), -np.inf), "Inf"),
     "empty": (np.zeros((0, 6)), "empty|no examples|0 examples"),
 }
 
@@ -134,6 +136,21 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
     one_line_error(*code_and_err(cli("train", "rbm", "--lr", "abc")))
     one_line_error(*code_and_err(cli("train", "rbm", "--lr", "-1", "--out", tmp_path / "a")))
     one_line_error(*code_and_err(cli("train", "rbm", "--binarize", "sometimes")))
+    for betas in ("1,2", "0.5,1.0", "-0.1,0.9"):  # torch would raise deep inside Adam
+        line = one_line_error(
+            *code_and_err(
+                cli(
+                    "train",
+                    "rbm",
+                    "--optimizer",
+                    "adam",
+                    f"--betas={betas}",
+                    "--out",
+                    tmp_path / "a",
+                )
+            )
+        )
+        assert "betas must be two numbers in [0, 1)" in line
     cfg = tmp_path / "c.yaml"
     cfg.write_text("trainer:\n  epochz: 3\n")
     assert "epochz" in one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
@@ -167,9 +184,25 @@ def test_corrupt_or_mismatched_checkpoints(run_dir: Path, tmp_path: Path, cli) -
     shutil.copytree(run_dir, resumable)
     ckpt = io.checkpoint_dirs(resumable)[-1]
     (ckpt / io.STATE_TENSORS).write_bytes(b"garbage")
+    before = _files(resumable)
     one_line_error(
         *code_and_err(cli("train", "rbm", "--resume", "--epochs", "3", "--out", resumable))
     )
+    assert _files(resumable) == before  # config.json, metrics and weights untouched
+    # resume from a checkpoint whose weights belong to another model
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    ckpt = io.checkpoint_dirs(other)[-1]
+    io.save_model(ckpt / io.MODEL_FILE, BernoulliRBM(n_visible=64, n_hidden=13))
+    before = _files(other)
+    line = one_line_error(
+        *code_and_err(cli("train", "rbm", "--resume", "--epochs", "3", "--out", other))
+    )
+    assert "does not match" in line and _files(other) == before
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
 
 
 def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> None:
@@ -290,3 +323,23 @@ def test_tensorboard_without_the_package_fails_before_training(tmp_path: Path, c
     code, _, err = cli("train", "rbm", *QUICK, "--tensorboard", "--out", tmp_path / "tb")
     assert "pip install tensorboard" in one_line_error(code, err)
     assert not (tmp_path / "tb").exists()
+
+
+def test_a_run_on_a_relative_data_path_works_from_anywhere(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    _npz(work / "bin.npz", (np.random.default_rng(0).random((200, 6)) < 0.4).astype(np.float32))
+    monkeypatch.chdir(work)
+    code, _, err = cli("train", "rbm", "--data", "bin.npz", *QUICK, "--out", "run")
+    assert code == 0, err
+    stored = json.loads((work / "run" / "config.json").read_text())["data"]["name"]
+    assert stored == str(work / "bin.npz")
+    code, _, err = cli("train", "rbm", "--data", "bin.npz", "--resume", "--epochs", "3",
+                       "--no-progress", "--out", "run")  # fmt: skip
+    assert code == 0, err  # the same file, named relatively again: not a changed setting
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("evaluate", work / "run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_examples"] == 20  # the run's own validation split

@@ -64,11 +64,20 @@ def test_training_resumes_exactly_and_separates_data_from_noise(tmp_path: Path) 
 
 
 def test_energy_scale_guard_keeps_the_last_checkpoint(tmp_path: Path) -> None:
-    cfg = resolve_config(
-        "ebm", {**CFG, "objective": {"config": {**CFG["objective"]["config"], "max_energy": 1e-3}}}
-    )
-    with pytest.raises(TrainingDiverged, match="energy scale diverged"):
-        train(cfg, out=tmp_path / "run")
+    run = tmp_path / "run"
+    train(resolve_config("ebm", {**CFG, "trainer": {**CFG["trainer"], "epochs": 1}}), out=run)
+    (kept,) = io.checkpoint_dirs(run)
+    files = {f: f.read_bytes() for f in kept.iterdir()}
+    # the second epoch trips the guard at its first step: a limit far below any energy
+    strict = {**CFG["objective"]["config"], "max_energy": 1e-6}
+    cfg = resolve_config("ebm", {**CFG, "objective": {"config": strict}})
+    first = int(kept.name.removeprefix("step-")) + 1  # the step after the checkpoint
+    with pytest.raises(TrainingDiverged, match=f"epoch 2, step {first}: the energy scale") as err:
+        train(cfg, out=run, resume=True)
+    assert str(kept) in str(err.value) and str(err.value).count("learning rate") == 1
+    assert io.checkpoint_dirs(run) == [kept]
+    for f, content in files.items():
+        assert f.read_bytes() == content, f  # nothing written after the guard fired
 
 
 def test_inpainting_keeps_known_pixels_and_moves_the_rest() -> None:
@@ -104,6 +113,10 @@ def test_ebm_through_the_cli(tmp_path: Path, cli) -> None:
     code, out, err = cli("sample", run, "--snapshots", "--n", "3", "--steps", "30")
     assert code == 0 and "[0, 1, 3, 5, 10, 30]" in out, err
     assert np.load(run / "samples.npz")["samples"].shape == (3, 64)
+    code, out, err = cli("evaluate", run, "--json", "--n-samples", "20", "--steps", "10")
+    assert code == 0, err  # no likelihood: the sample-quality metrics its data allow
+    mmd = json.loads(out)["mmd"]
+    assert 0 < mmd["p_value"] <= 1 and "real_vs_real" in mmd
     images = tmp_path / "mine.npy"
     np.save(images, np.random.default_rng(0).random((20, 8, 8)).astype(np.float32))
     code, out, err = cli("ebm", "score", run, images, "--json")

@@ -330,3 +330,20 @@ def test_closed_form_gradients_into_reused_buffers():
         assert torch.equal(prob, prob_ref) and fast["weight"].data_ptr() == kept["weight"]
         f = rbm.free_energy(v, hidden_input=work["hidden_input"])
         torch.testing.assert_close(f, rbm.free_energy(v), rtol=1e-14, atol=1e-12)
+
+
+def test_models_are_made_from_sizes_keywords_or_a_config() -> None:
+    from genphys.errors import GenphysError
+    from genphys.models import GaussianRBMConfig, RBMConfig
+
+    for rbm in (BernoulliRBM(7, 3), BernoulliRBM(n_visible=7, n_hidden=3),
+                BernoulliRBM(RBMConfig(n_visible=7, n_hidden=3))):  # fmt: skip
+        assert tuple(rbm.weight.shape) == (7, 3)
+    grbm = GaussianBernoulliRBM(5, 2, sigma=0.5, learn_sigma=True)
+    assert tuple(grbm.weight.shape) == (5, 2) and grbm.config.learn_sigma
+    assert torch.allclose(grbm.sigma, torch.full((5,), 0.5))
+    assert GaussianBernoulliRBM(GaussianRBMConfig(n_visible=5, n_hidden=2)).n_hidden == 2
+    with pytest.raises(GenphysError, match="not both"):
+        BernoulliRBM(RBMConfig(n_visible=7, n_hidden=3), 4)
+    with pytest.raises(GenphysError, match="GaussianRBMConfig"):
+        GaussianBernoulliRBM(RBMConfig(n_visible=5, n_hidden=2))

@@ -64,10 +64,8 @@ def test_sklearn_style_estimator() -> None:
 
 
 @pytest.mark.slow
-def test_training_on_binarized_mnist_lowers_ais_test_nll(shared_data) -> None:
-    import os
-
-    os.environ["GENPHYS_DATA"] = str(shared_data)
+def test_training_on_binarized_mnist_lowers_ais_test_nll(shared_data, monkeypatch) -> None:
+    monkeypatch.setenv("GENPHYS_DATA", str(shared_data))
     data = prepare_data(
         DataConfig(name="mnist", split="test", binarize="static", val_fraction=0.1, seed=0)
     )

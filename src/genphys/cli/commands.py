@@ -244,6 +244,7 @@ def _shown(value: Any) -> str:
 
 def evaluate(args: argparse.Namespace) -> int:
     from genphys.models.classifier import Classifier
+    from genphys.models.ebm import EBM
 
     if args.k < 1:
         raise GenphysError("--k must be >= 1")
@@ -255,8 +256,8 @@ def evaluate(args: argparse.Namespace) -> int:
         if args.metric:
             raise GenphysError("--metric scores a generative model's samples, not a classifier")
         metrics.update(_classifier_metrics(model, x, y))
-    elif args.metric or isinstance(model, GAN):
-        if not args.metric:  # a GAN has no likelihood: every quality metric its data allows
+    elif args.metric or isinstance(model, (GAN, EBM)):
+        if not args.metric:  # no likelihood (GAN, EBM): every quality metric its data allows
             name = cfg["data"]["name"]
             args.metric = ["modes", "mmd"] if name == "ring" else ["mmd"]
             if name in ("mnist", "fashion-mnist") or args.classifier:

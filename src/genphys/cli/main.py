@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         "real-vs-real (repeatable); default for RBMs and VAEs: likelihoods",
     )
     ev.add_argument("--n-samples", type=int, default=10000, help="samples for --metric")
-    ev.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps per sample (RBMs)")
+    ev.add_argument(
+        "--steps", type=int, default=1000, help="Gibbs sweeps (RBMs) or Langevin steps (EBMs)"
+    )
     ev.add_argument(
         "--classifier",
         help="features for fid/is: mnist, fashion-mnist (packaged) or a classifier run "

@@ -46,12 +46,13 @@ _MIRRORS = {
 }
 
 # SHA-256 of the canonical gzip files as served by the mirrors above. The MNIST values agree
-# across several independent public download scripts; the Fashion-MNIST values come from two
-# independent public scripts (the Fashion-MNIST README itself lists only MD5s: train-images
-# 8d4fb7e6c68d591d4c3dfef9ec88bf0d, train-labels 25c81989df183df01b3e8a0aad5dffbe,
-# t10k-images bef4ecab320f06d8554ea6380940ec79, t10k-labels bb300cfdad3c16e7a12a480ee83cd310;
-# torchvision's MNIST MD5s are f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...).
-# These values were not re-derived from a live download (no network when written).
+# across several independent public download scripts. The Fashion-MNIST README lists only MD5s
+# (train-images 8d4fb7e6c68d591d4c3dfef9ec88bf0d, train-labels 25c81989df183df01b3e8a0aad5dffbe,
+# t10k-images bef4ecab320f06d8554ea6380940ec79, t10k-labels bb300cfdad3c16e7a12a480ee83cd310);
+# its SHA-256 values here are the ones that public tables list beside those MD5s and the
+# sizes of the S3 files (26,421,880 bytes for train-images), and that most public loaders of
+# that mirror pin. (An earlier version of this table held the values of a rehosted copy.)
+# None was re-derived from a live download (no network when written).
 _SHA256 = {
     "mnist": {
         "train-images-idx3-ubyte.gz": (
@@ -69,16 +70,16 @@ _SHA256 = {
     },
     "fashion-mnist": {
         "train-images-idx3-ubyte.gz": (
-            "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc"
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
         ),
         "train-labels-idx1-ubyte.gz": (
-            "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc"
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
         ),
         "t10k-images-idx3-ubyte.gz": (
-            "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229"
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
         ),
         "t10k-labels-idx1-ubyte.gz": (
-            "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf"
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
         ),
     },
 }

@@ -107,12 +107,20 @@ SCALE_CHOICES = ("unit", "symmetric", "none")
 SPLIT_CHOICES = ("train", "test")
 
 
+def absolute_data_name(name: str) -> str:
+    """A .npy/.npz path made absolute (``~`` expanded); dataset names unchanged."""
+    if name.lower().endswith((".npy", ".npz")):
+        return str(Path(name).expanduser().absolute())
+    return name
+
+
 @dataclasses.dataclass
 class DataConfig(Config):
     """Which data to load and how to prepare it.
 
     Args:
-        name: ``"mnist"``, ``"fashion-mnist"``, ``"digits"`` or a .npy/.npz path.
+        name: ``"mnist"``, ``"fashion-mnist"``, ``"digits"`` or a .npy/.npz path (stored
+            absolute, so that a run directory can be evaluated from anywhere).
         split: file split to read, ``"train"`` or ``"test"`` (MNIST-like sets only).
         binarize: ``"none"``, ``"static"`` (threshold once) or ``"dynamic"`` (Bernoulli
             sample per batch).
@@ -141,6 +149,7 @@ class DataConfig(Config):
 
     def __post_init__(self) -> None:
         check(isinstance(self.name, str) and bool(self.name.strip()), "data name is empty")
+        self.name = absolute_data_name(self.name)
         check(
             self.split in SPLIT_CHOICES,
             f"split must be one of {list(SPLIT_CHOICES)}, got {self.split!r}",

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from genphys.config import check
-from genphys.models.rbm import Beta, RBMBase, RBMConfig
+from genphys.errors import GenphysError
+from genphys.models.rbm import Beta, RBMBase, RBMConfig, rbm_config
 from genphys.registry import register_model
 
 
@@ -41,11 +42,18 @@ class GaussianBernoulliRBM(RBMBase):
     Config = GaussianRBMConfig
     binary_visible = False
 
-    def __init__(self, config: GaussianRBMConfig | None = None, **kwargs: object) -> None:
-        config = config if config is not None else GaussianRBMConfig(**kwargs)  # type: ignore[arg-type]
-        super().__init__(config)
-        log_sigma = torch.full((config.n_visible,), math.log(config.sigma))
-        if config.learn_sigma:
+    def __init__(
+        self,
+        config: GaussianRBMConfig | int | None = None,
+        n_hidden: int | None = None,
+        **kwargs: object,
+    ) -> None:
+        made = rbm_config(GaussianRBMConfig, config, n_hidden, kwargs)
+        if not isinstance(made, GaussianRBMConfig):
+            raise GenphysError("a Gaussian RBM needs a GaussianRBMConfig")
+        super().__init__(made)
+        log_sigma = torch.full((made.n_visible,), math.log(made.sigma))
+        if made.learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)

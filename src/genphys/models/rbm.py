@@ -272,19 +272,38 @@ class RBMBase(nn.Module):
         """Set the visible bias from data statistics (Hinton's practical guide, section 8)."""
 
 
+def rbm_config(
+    kind: type[RBMConfig], config: RBMConfig | int | None, n_hidden: int | None, kwargs: dict
+) -> RBMConfig:
+    """The config of an RBM made as ``Model(config)``, ``Model(n_visible, n_hidden, **kw)`` or
+    ``Model(**kw)``."""
+    if isinstance(config, RBMConfig):
+        if n_hidden is not None or kwargs:
+            raise GenphysError("give an RBM either a config or its settings, not both")
+        return config
+    if config is not None:
+        kwargs["n_visible"] = config
+    if n_hidden is not None:
+        kwargs["n_hidden"] = n_hidden
+    return kind(**kwargs)
+
+
 @register_model("rbm")
 class BernoulliRBM(RBMBase):
-    """Binary-binary RBM.
+    """Binary-binary RBM: ``BernoulliRBM(n_visible, n_hidden, init_std=...)`` or
+    ``BernoulliRBM(RBMConfig(...))``.
 
-    >>> rbm = BernoulliRBM(RBMConfig(n_visible=6, n_hidden=3))
+    >>> rbm = BernoulliRBM(6, 3)
     >>> rbm.free_energy(torch.zeros(2, 6)).shape
     torch.Size([2])
     """
 
     Config = RBMConfig
 
-    def __init__(self, config: RBMConfig | None = None, **kwargs: object) -> None:
-        super().__init__(config if config is not None else RBMConfig(**kwargs))  # type: ignore[arg-type]
+    def __init__(
+        self, config: RBMConfig | int | None = None, n_hidden: int | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(rbm_config(RBMConfig, config, n_hidden, kwargs))
 
     def visible_term(self, v: Tensor, bias: Tensor | None = None) -> Tensor:
         return v @ (self.visible_bias if bias is None else bias)

@@ -65,6 +65,10 @@ class TrainerConfig(Config):
         check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas must be two numbers in [0, 1), got {tuple(self.betas)}",
+        )
         check(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0")
         check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")

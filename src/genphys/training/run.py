@@ -23,6 +23,7 @@ import genphys
 from genphys import io
 from genphys.config import check
 from genphys.data import DataConfig, PreparedData, prepare_data
+from genphys.data.transforms import absolute_data_name
 from genphys.errors import GenphysError
 from genphys.models.classifier import Classifier
 from genphys.models.ebm import EBM
@@ -182,8 +183,6 @@ def train(
     trainer = Trainer(
         model, objective, trainer_cfg, run_dir=out, run_config=cfg, callbacks=callbacks
     )
-    if resume and trainer.is_main:
-        io.atomic_write_json(Path(out) / io.CONFIG_FILE, cfg)  # type: ignore[arg-type]
     dynamic = data.config.binarize == "dynamic"  # otherwise the whole set is checked as is
     labels = None
     if objective.needs_labels:
@@ -266,6 +265,9 @@ def load_resume_config(
     Only :data:`RESUMABLE` settings may differ from the stored ones, and the family must match.
     """
     cfg = io.read_run_config(run_dir)
+    name = overrides.get("data", {}).get("name")
+    if isinstance(name, str):  # stored absolute (see DataConfig)
+        overrides = merge(overrides, {"data": {"name": absolute_data_name(name)}})
     if family is not None and cfg.get("family") != family:
         raise GenphysError(f"{run_dir} is a {cfg.get('family')!r} run, not {family!r}")
     stored = _dotted(cfg)

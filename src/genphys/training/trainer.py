@@ -393,6 +393,8 @@ class Trainer:
         self._log.rewrite(self.history)
         if self.is_main:  # the run goes on: its old final weights would be stale
             (self.run_dir / io.MODEL_FILE).unlink(missing_ok=True)
+            if self.run_config is not None:  # e.g. more epochs; written once the state loaded
+                io.atomic_write_json(self.run_dir / io.CONFIG_FILE, self.run_config)
 
     def _start_run_dir(self) -> None:
         assert self.run_dir is not None
