@@ -165,6 +165,19 @@ def test_reconstructions_pair_inputs_with_reconstructions(
     assert (tile(grid, 3, 7) == 1).all()  # blank fill of the short last pair
 
 
+def test_symmetric_data_are_drawn_as_unit_pixels(tmp_path: Path) -> None:
+    torch.manual_seed(0)  # a Gaussian VAE of data in [-1, 1] (scale "symmetric")
+    model = VAE(n_features=64, image_shape=SHAPE, hidden=(32,), likelihood="gaussian")
+    x = torch.linspace(-1, 1, 128).reshape(2, 64)
+    path = tmp_path / "r.png"
+    assert PLOT_KINDS["reconstructions"](model, x, None, SHAPE, path, 0, "symmetric") == path
+    with torch.no_grad():
+        rec = model.reconstruct(x).reshape(-1, H, W).numpy()
+    drawn = plot_reconstructions(model, x, SHAPE, tmp_path / "s.png", scale="symmetric")
+    np.testing.assert_allclose(tile(drawn, 0, 1), (x[1].reshape(H, W).numpy() + 1) / 2, atol=1e-6)
+    np.testing.assert_allclose(tile(drawn, 1, 0), np.clip((rec[0] + 1) / 2, 0, 1), atol=1e-6)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_interpolation_middle_panel_decodes_the_midpoint(
     name: str, data: torch.Tensor, tmp_path: Path

@@ -12,6 +12,7 @@ import itertools
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
@@ -206,16 +207,21 @@ def test_iwae_is_reproducible_and_independent_of_chunking() -> None:
 def test_evaluation_restores_mode_and_checks_input() -> None:
     p = PPCA(n=20)
     m = p.model
+    before = {k: v.clone() for k, v in m.state_dict().items()}
     m.train()
     iwae_nll(m, p.x, k=3)
     elbo_estimate(m, p.x)
     assert m.training
     m.eval()
     active_units(m, p.x)
+    kl_per_dimension(m, p.x)
     assert not m.training
     assert not any(q.grad is not None for q in m.parameters())
-    with pytest.raises(GenphysError, match="k"):
-        iwae_nll(m, p.x, k=0)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # no weight moved
+    assert iwae_nll(m, p.x, k=np.int64(3)) == iwae_nll(m, p.x, k=3)  # numpy integers are fine
+    for k in (0, True, 2.0):
+        with pytest.raises(GenphysError, match="k"):
+            iwae_nll(m, p.x, k=k)
     with pytest.raises(GenphysError, match="chunk"):
         iwae_nll(m, p.x, k=3, chunk=0)
     with pytest.raises(GenphysError, match="shape"):
@@ -254,3 +260,18 @@ def test_iwae_k5000_on_an_mnist_sized_vae_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert nll.n == 20 and math.isfinite(nll.value) and nll.stderr > 0
     assert elapsed < 30, f"k=5000 on 20 MNIST-sized examples took {elapsed:.1f} s"
+
+
+def test_models_take_a_config_or_settings_not_both() -> None:
+    from genphys.models import EBM, GAN, EBMConfig, GANConfig
+
+    pairs = [(VAE, VAEConfig()), (Autoencoder, AutoencoderConfig()), (GAN, GANConfig()),
+             (EBM, EBMConfig(architecture="mlp"))]  # fmt: skip
+    for model, config in pairs:
+        assert model(config).config is config
+        with pytest.raises(GenphysError, match="not both"):
+            model(config, n_features=10)
+        with pytest.raises(GenphysError, match="unknown"):
+            model(n_featurez=10)
+    with pytest.raises(GenphysError, match="expected a VAEConfig"):
+        VAE(AutoencoderConfig())

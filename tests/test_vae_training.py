@@ -65,6 +65,9 @@ def test_training_improves_the_iwae_nll_and_reloading_reproduces_it(tmp_path: Pa
     assert first["nll"] == second["nll"]  # same seed, same number
     assert first["nll"]["value"] == pytest.approx(nll1.value, abs=1e-4)
     assert first["active_units"] >= 1 and first["kl"]["value"] > 0
+    assert first["active_units"] == sum(a > 0.01 for a in first["unit_activity"])
+    # the ELBO's KL term is the sum of the per-dimension KLs (rounded to 1e-6 each)
+    assert sum(first["kl_per_dimension"]) == pytest.approx(first["kl"]["value"], abs=1e-5)
 
 
 @pytest.mark.parametrize("family", ["vae", "ae"])
@@ -123,7 +126,11 @@ def test_bad_input_through_the_cli(tmp_path: Path, cli) -> None:
     big = tmp_path / "big.npz"
     np.savez(big, x=np.full((50, 16), 3.0))
     code, _, err = cli("train", "vae", "--data", big, "--binarize", "none", "--out", tmp_path / "b")
-    assert re.search(r"\[0, ?1\]", one_line_error(code, err))
+    assert re.search(r"\[0, ?1\]", one_line_error(code, err))  # the data check: scale 'unit'
+    args = ("--data", big, "--binarize", "none", "--scale", "none", "--out", tmp_path / "b")
+    line = one_line_error(*code_and_err(cli("train", "vae", *args)))  # the likelihood's check
+    assert "outside [0, 1], which a Bernoulli likelihood needs" in line
+    assert not (tmp_path / "b").exists()
     nan = tmp_path / "nan.npz"
     np.savez(nan, x=np.full((50, 16), np.nan))
     code, _, err = cli(

@@ -71,6 +71,23 @@ class Config:
         kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
         return cls(**kwargs)
 
+    @classmethod
+    def given(cls: type[C], config: Any, settings: dict[str, Any]) -> C:
+        """A model's configuration: ``config`` itself, or one made from keyword ``settings``
+        (``Model(config)`` or ``Model(**settings)``); both at once is an error, not a choice."""
+        if config is None:
+            unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(cls)})
+            if unknown:
+                raise GenphysError(f"unknown {cls.__name__} option(s) {unknown}")
+            return cls(**settings)
+        if settings:
+            raise GenphysError(
+                f"give either a {cls.__name__} or its settings {sorted(settings)}, not both"
+            )
+        if not isinstance(config, cls):
+            raise GenphysError(f"expected a {cls.__name__}, got {type(config).__name__}")
+        return config
+
 
 def check(condition: bool, message: str) -> None:
     """Raise :class:`GenphysError` with ``message`` unless ``condition`` holds."""

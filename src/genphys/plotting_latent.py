@@ -19,12 +19,14 @@ from genphys.errors import GenphysError
 from genphys.io import atomic_path
 from genphys.models.nets import evaluating
 from genphys.models.vae import VAE, Autoencoder
-from genphys.plotting import image_grid, save_image_grid
+from genphys.plotting import image_grid, save_image_grid, to_display
 
 LatentModel = VAE | Autoencoder
 Shape = tuple[int, ...]
-PlotFn = Callable[[nn.Module, Tensor, "Tensor | None", Shape, "str | Path", int], Path]
-_Plot = Callable[[LatentModel, Tensor, "Tensor | None", Shape, "str | Path", int], Any]
+PlotFn = Callable[..., Path]
+_Plot = Callable[
+    [LatentModel, Tensor, "Tensor | None", Shape, "str | Path", int, "str | None"], Any
+]
 
 
 @contextlib.contextmanager
@@ -50,8 +52,12 @@ def _shape(model: LatentModel, image_shape: Shape | None) -> Shape:
     return tuple(image_shape or model.config.image_shape or (model.config.n_features,))
 
 
-def _grid_png(x: Tensor, shape: Shape, path: str | Path, nrow: int | None = None) -> np.ndarray:
-    """Write ``x`` as a :func:`save_image_grid` PNG; return the unscaled grid array."""
+def _grid_png(
+    x: Tensor, shape: Shape, path: str | Path, nrow: int | None = None, scale: str | None = None
+) -> np.ndarray:
+    """Write ``x`` (data scaled as ``scale``) as a :func:`save_image_grid` PNG of [0, 1]
+    pixels; return the unscaled grid array."""
+    x = to_display(x, scale)
     save_image_grid(x, shape, path, nrow=nrow)
     return image_grid(x, shape, nrow=nrow)
 
@@ -76,6 +82,7 @@ def plot_latent_space(
     extent: float = 2.0,
     image_shape: Shape | None = None,
     dims: tuple[int, int] = (0, 1),
+    scale: str | None = None,
 ) -> np.ndarray:
     """Decode a regular n x n grid of codes over [-extent, extent]^2 into one big image.
 
@@ -83,8 +90,9 @@ def plot_latent_space(
     is E[x | z] at z[dims[0]] = linspace(-extent, extent, n)[j] (ascending left to right),
     z[dims[1]] = linspace(extent, -extent, n)[i] (descending top to bottom) and any other
     latent coordinates at 0; the default ``extent`` suits a VAE's N(0, I) prior. Returns the
-    tiled image in [0, 1], (n*H, n*W) grey or (n*H, n*W, 3) RGB. Raises GenphysError for a
-    latent space of fewer than two dimensions or invalid ``dims``.
+    tiled image in [0, 1], (n*H, n*W) grey or (n*H, n*W, 3) RGB; ``scale="symmetric"`` data are
+    mapped from [-1, 1] first. Raises GenphysError for a latent space of fewer than two
+    dimensions or invalid ``dims``.
     """
     d = model.latent_dim
     if d < 2:
@@ -97,7 +105,7 @@ def plot_latent_space(
         xs = torch.linspace(-extent, extent, n, dtype=p.dtype, device=p.device)
         z = torch.zeros(n, n, d, dtype=p.dtype, device=p.device)
         z[:, :, a], z[:, :, b] = xs[None, :], xs.flip(0)[:, None]
-        x = model.mean_output(model.decode(z.view(-1, d)))
+        x = to_display(model.mean_output(model.decode(z.view(-1, d))), scale)
     grid = image_grid(x, _shape(model, image_shape), nrow=n, pad=0)
     h, w = grid.shape[0] // n, grid.shape[1] // n
     with _figure(path, (8, 8)) as (_, ax):
@@ -156,7 +164,12 @@ def plot_label_clusters(
 
 
 def plot_reconstructions(
-    model: LatentModel, data: Tensor, image_shape: Shape | None, path: str | Path, n: int = 16
+    model: LatentModel,
+    data: Tensor,
+    image_shape: Shape | None,
+    path: str | Path,
+    n: int = 16,
+    scale: str | None = None,
 ) -> np.ndarray:
     """The first ``n`` inputs and their reconstructions (VAE: E[x | z = mu(x)]).
 
@@ -171,7 +184,7 @@ def plot_reconstructions(
     for k in range(0, len(x), per_row):
         for part in (x[k : k + per_row], rec[k : k + per_row]):
             rows.append(torch.cat([part, part.new_ones(per_row - len(part), part.shape[1])]))
-    return _grid_png(torch.cat(rows), _shape(model, image_shape), path, per_row)
+    return _grid_png(torch.cat(rows), _shape(model, image_shape), path, per_row, scale)
 
 
 def plot_interpolation(
@@ -181,6 +194,7 @@ def plot_interpolation(
     image_shape: Shape | None,
     path: str | Path,
     steps: int = 10,
+    scale: str | None = None,
 ) -> np.ndarray:
     """Decode the straight line between the latent means of ``x_a`` and ``x_b``.
 
@@ -194,11 +208,16 @@ def plot_interpolation(
         t = torch.linspace(0, 1, steps, dtype=mu.dtype, device=mu.device)[:, None]
         z = (1 - t) * mu[0] + t * mu[1]
         panels = torch.cat([x[:1], model.mean_output(model.decode(z)), x[1:]])
-    return _grid_png(panels, _shape(model, image_shape), path, len(panels))
+    return _grid_png(panels, _shape(model, image_shape), path, len(panels), scale)
 
 
 def plot_samples(
-    model: LatentModel, image_shape: Shape | None, path: str | Path, n: int = 64, seed: int = 0
+    model: LatentModel,
+    image_shape: Shape | None,
+    path: str | Path,
+    n: int = 64,
+    seed: int = 0,
+    scale: str | None = None,
 ) -> np.ndarray:
     """Decode ``n`` prior samples z ~ N(0, I) of a VAE (E[x | z]) into a square-ish grid.
 
@@ -210,30 +229,43 @@ def plot_samples(
     gen = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     with evaluating(model):
         x = model.sample(n, gen)
-    return _grid_png(x, _shape(model, image_shape), path)
+    return _grid_png(x, _shape(model, image_shape), path, scale=scale)
 
 
 def _kind(plot: _Plot, need: int = 0) -> PlotFn:
     """``plot`` with the uniform :data:`PLOT_KINDS` signature; checks the model and data size."""
 
-    def fn(m: nn.Module, x: Tensor, y: Tensor | None, s: Shape, p: str | Path, r: int) -> Path:
+    def fn(
+        m: nn.Module,
+        x: Tensor,
+        y: Tensor | None,
+        s: Shape,
+        p: str | Path,
+        r: int,
+        scale: str | None = None,
+    ) -> Path:
         if not isinstance(m, (VAE, Autoencoder)):
             raise GenphysError(f"these plots need a VAE or autoencoder, not {type(m).__name__}")
         if len(x) < need:
             raise GenphysError(f"this plot needs {need} examples, the data has {len(x)}")
-        plot(m, x, y, tuple(s), p, r)
+        plot(m, x, y, tuple(s), p, r, scale)
         return Path(p)
 
     return fn
 
 
 PLOT_KINDS: dict[str, PlotFn] = {
-    "latent": _kind(lambda m, x, y, s, p, r: plot_latent_space(m, p, image_shape=s)),
-    "clusters": _kind(lambda m, x, y, s, p, r: plot_label_clusters(m, x, y, p), 1),
-    "reconstructions": _kind(lambda m, x, y, s, p, r: plot_reconstructions(m, x, s, p), 1),
-    "interpolation": _kind(lambda m, x, y, s, p, r: plot_interpolation(m, x[0], x[1], s, p), 2),
-    "samples": _kind(lambda m, x, y, s, p, r: plot_samples(m, s, p, seed=r)),
+    "latent": _kind(lambda m, x, y, s, p, r, c: plot_latent_space(m, p, image_shape=s, scale=c)),
+    "clusters": _kind(lambda m, x, y, s, p, r, c: plot_label_clusters(m, x, y, p), 1),
+    "reconstructions": _kind(
+        lambda m, x, y, s, p, r, c: plot_reconstructions(m, x, s, p, scale=c), 1
+    ),
+    "interpolation": _kind(
+        lambda m, x, y, s, p, r, c: plot_interpolation(m, x[0], x[1], s, p, scale=c), 2
+    ),
+    "samples": _kind(lambda m, x, y, s, p, r, c: plot_samples(m, s, p, seed=r, scale=c)),
 }
-"""``genphys plot --kind``: ``fn(model, data, labels, image_shape, path, seed) -> Path(path)``
-for a VAE or autoencoder (else GenphysError); an empty ``image_shape`` means the model's. "latent"
+"""``genphys plot --kind``: ``fn(model, data, labels, image_shape, path, seed, scale=None) ->
+Path(path)`` for a VAE or autoencoder (else GenphysError); an empty ``image_shape`` means the
+model's, ``scale`` is the data's (``"symmetric"`` data are drawn mapped to [0, 1]). "latent"
 ignores the data, "interpolation" uses data[0] and data[1], "samples" the seed."""

@@ -158,11 +158,13 @@ def _rbm_metrics(model: RBMBase, x: torch.Tensor, args: argparse.Namespace) -> d
 
 
 def _latent_metrics(model: Any, x: torch.Tensor, args: argparse.Namespace) -> dict[str, Any]:
-    """VAE: IWAE NLL (k samples), ELBO terms, active units; both: reconstruction error."""
+    """VAE: IWAE NLL (k samples), ELBO terms, active units with each unit's activity and KL;
+    both: reconstruction error."""
     from genphys.evaluation import (
         active_units,
         elbo_estimate,
         iwae_nll,
+        kl_per_dimension,
         latent_reconstruction_error,
     )
 
@@ -173,7 +175,10 @@ def _latent_metrics(model: Any, x: torch.Tensor, args: argparse.Namespace) -> di
         metrics["nll"] = iwae_nll(model, x, k=args.k, generator=g).to_dict()
         for name, est in elbo_estimate(model, x, generator=g).items():
             metrics[name] = est.to_dict()
-        metrics["active_units"] = active_units(model, x)[0]
+        count, activity = active_units(model, x)
+        metrics["active_units"] = count
+        metrics["unit_activity"] = [round(a, 6) for a in activity.tolist()]
+        metrics["kl_per_dimension"] = [round(v, 6) for v in kl_per_dimension(model, x).tolist()]
     metrics["reconstruction_error"] = latent_reconstruction_error(model, x).to_dict()
     return metrics
 
@@ -306,7 +311,8 @@ def plot(args: argparse.Namespace) -> int:
     data = prepare_data(DataConfig.from_dict(cfg["data"]))
     x, labels = (data.val, data.labels_val) if len(data.val) else (data.train, data.labels_train)
     x = data.batch_transform(x, torch.Generator().manual_seed(args.seed))
-    path = PLOT_KINDS[args.kind](model, x, labels, tuple(cfg["image_shape"]), out, args.seed)
+    shape, scale = tuple(cfg["image_shape"]), cfg["data"].get("scale")
+    path = PLOT_KINDS[args.kind](model, x, labels, shape, out, args.seed, scale)
     print(f"wrote {path}")
     return 0
 

@@ -60,7 +60,7 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "gp_weight": ("model", "gp_weight", float, "gradient-penalty weight (gan, wgan_gp)"),
     "ema_decay": ("model", "ema_decay", float, "sample from a moving average of g (gan)"),
     "init_std": ("model", "init_std", float, "initial weight standard deviation"),
-    "sigma": ("model", "sigma", float, "visible standard deviation (grbm)"),
+    "sigma": ("model", "sigma", float, "Gaussian standard deviation (grbm; vae gaussian)"),
     "k": ("objective", "k", int, "Gibbs sweeps per update (CD-k / PCD-k)"),
     "chains": ("objective", "n_chains", int, "persistent chains (default: batch size)"),
     "sampler": ("objective", "sampler", str, "negative phase: gibbs or tempering (with --pcd)"),

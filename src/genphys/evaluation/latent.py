@@ -19,6 +19,7 @@ and returns float64 results on the CPU; errors are over examples.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,9 +47,13 @@ def _data(model: VAE | Autoencoder, x: Tensor | np.ndarray, vae: bool = True) ->
     return x
 
 
-def _positive(value: int | None, name: str) -> None:
-    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+def _positive(value: Any, name: str) -> Any:
+    """``value`` as a Python int (None stays None), or a GenphysError unless it is one >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise GenphysError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def _width(model: VAE) -> int:
@@ -92,9 +97,9 @@ def iwae_log_likelihood(
     Returns:
         A float64 CPU tensor of shape (N,).
     """
-    _positive(k, "k (IWAE samples)")
-    _positive(chunk, "chunk")
-    _positive(batch_size, "batch_size")
+    k = _positive(k, "k (IWAE samples)")
+    chunk = _positive(chunk, "chunk")
+    batch_size = _positive(batch_size, "batch_size")
     x = _data(model, x)
     if chunk is None:
         chunk = max(1, _BUDGET // (min(batch_size, x.shape[0]) * _width(model)))
@@ -154,7 +159,7 @@ def elbo_estimate(
     ``elbo`` = reconstruction - kl (an unbiased estimate of :math:`\mathcal L_1`; beta is not
     applied). ``generator`` defaults to a fresh one seeded with 0.
     """
-    _positive(batch_size, "batch_size")
+    batch_size = _positive(batch_size, "batch_size")
     x = _data(model, data)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(0)
@@ -216,7 +221,7 @@ def latent_reconstruction_error(
     posterior mean :math:`E[x|z=\mu(x)]` for a VAE. Squared errors are summed over features,
     averaged over examples, with the standard error of that mean.
     """
-    _positive(batch_size, "batch_size")
+    batch_size = _positive(batch_size, "batch_size")
     x = _data(model, data, vae=False)
     with evaluating(model):
         err = [((xb - model.reconstruct(xb)) ** 2).sum(-1) for xb in x.split(batch_size)]

@@ -91,7 +91,7 @@ class Classifier(nn.Module):
 
     def __init__(self, config: ClassifierConfig | None = None, **kwargs: object) -> None:
         super().__init__()
-        config = config if config is not None else ClassifierConfig(**kwargs)  # type: ignore[arg-type]
+        config = ClassifierConfig.given(config, kwargs)
         self.config = config
         c, h, w = config.image_shape
         c1, c2 = config.channels

@@ -103,7 +103,7 @@ class EBM(nn.Module):
 
     def __init__(self, config: EBMConfig | None = None, **kwargs: object) -> None:
         super().__init__()
-        self.config = config if config is not None else EBMConfig(**kwargs)  # type: ignore[arg-type]
+        self.config = EBMConfig.given(config, kwargs)
         self.net = _cnn(self.config) if self.config.architecture == "cnn" else _mlp(self.config)
 
     def energy(self, x: Tensor) -> Tensor:

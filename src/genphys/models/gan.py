@@ -193,7 +193,7 @@ class GAN(nn.Module):
 
     def __init__(self, config: GANConfig | None = None, **kwargs: object) -> None:
         super().__init__()
-        self.config = config if config is not None else GANConfig(**kwargs)  # type: ignore[arg-type]
+        self.config = GANConfig.given(config, kwargs)
         pair = _dcgan_pair if self.config.architecture == "dcgan" else _mlp_pair
         self.generator, self.discriminator = pair(self.config)
         self.generator_ema: nn.Module | None = None

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 from genphys.config import check
-from genphys.errors import GenphysError
 from genphys.models.rbm import Beta, RBMBase, RBMConfig, rbm_config
 from genphys.registry import register_model
 
@@ -49,8 +48,7 @@ class GaussianBernoulliRBM(RBMBase):
         **kwargs: object,
     ) -> None:
         made = rbm_config(GaussianRBMConfig, config, n_hidden, kwargs)
-        if not isinstance(made, GaussianRBMConfig):
-            raise GenphysError("a Gaussian RBM needs a GaussianRBMConfig")
+        assert isinstance(made, GaussianRBMConfig)  # checked by Config.given
         super().__init__(made)
         log_sigma = torch.full((made.n_visible,), math.log(made.sigma))
         if made.learn_sigma:

@@ -277,15 +277,11 @@ def rbm_config(
 ) -> RBMConfig:
     """The config of an RBM made as ``Model(config)``, ``Model(n_visible, n_hidden, **kw)`` or
     ``Model(**kw)``."""
-    if isinstance(config, RBMConfig):
-        if n_hidden is not None or kwargs:
-            raise GenphysError("give an RBM either a config or its settings, not both")
-        return config
-    if config is not None:
-        kwargs["n_visible"] = config
+    if isinstance(config, int):
+        config, kwargs = None, {**kwargs, "n_visible": config}
     if n_hidden is not None:
-        kwargs["n_hidden"] = n_hidden
-    return kind(**kwargs)
+        kwargs = {**kwargs, "n_hidden": n_hidden}
+    return kind.given(config, kwargs)
 
 
 @register_model("rbm")

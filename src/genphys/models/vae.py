@@ -151,7 +151,7 @@ class Autoencoder(_LatentModel):
     config: AutoencoderConfig
 
     def __init__(self, config: AutoencoderConfig | None = None, **kwargs: object) -> None:
-        config = config if config is not None else AutoencoderConfig(**kwargs)  # type: ignore[arg-type]
+        config = AutoencoderConfig.given(config, kwargs)
         super().__init__(config, config.latent_dim)
 
     @property
@@ -185,7 +185,7 @@ class VAE(_LatentModel):
     config: VAEConfig
 
     def __init__(self, config: VAEConfig | None = None, **kwargs: object) -> None:
-        config = config if config is not None else VAEConfig(**kwargs)  # type: ignore[arg-type]
+        config = VAEConfig.given(config, kwargs)
         super().__init__(config, 2 * config.latent_dim)
         log_sigma = torch.full((config.n_features,), math.log(config.sigma))
         if config.learn_sigma:

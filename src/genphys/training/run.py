@@ -218,7 +218,7 @@ def write_figures(
     from genphys.plotting_latent import plot_reconstructions
     from genphys.samplers import sample_model
 
-    shape = tuple(cfg["image_shape"])
+    shape, scale = tuple(cfg["image_shape"]), cfg["data"].get("scale")
     plot_curves(history, run_dir / "curves.png")
     if isinstance(model, GAN):
         plot_samples(model, shape, run_dir / "samples.png", seed=seed)
@@ -230,12 +230,13 @@ def write_figures(
     elif isinstance(model, Autoencoder):  # no prior to sample from
         held_out = data.val if len(data.val) else data.train
         x = data.batch_transform(held_out[:16], torch.Generator().manual_seed(seed))
-        plot_reconstructions(model, x, shape, run_dir / "reconstructions.png")
+        plot_reconstructions(model, x, shape, run_dir / "reconstructions.png", scale=scale)
     elif isinstance(model, EBM):  # 256 Langevin steps from noise, as the tutorial's callback
         x = sample_model(model, 64, seed, 256, langevin=cfg["objective"]["config"])
-        save_image_grid(to_display(x, cfg["data"]["scale"]), shape, run_dir / "samples.png")
+        save_image_grid(to_display(x, scale), shape, run_dir / "samples.png")
     else:
-        save_image_grid(sample_model(model, n=64, seed=seed), shape, run_dir / "samples.png")
+        x = sample_model(model, n=64, seed=seed)
+        save_image_grid(to_display(x, scale), shape, run_dir / "samples.png")
 
 
 def _dotted(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
