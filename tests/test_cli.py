@@ -136,6 +136,10 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
     one_line_error(*code_and_err(cli("train", "rbm", "--lr", "abc")))
     one_line_error(*code_and_err(cli("train", "rbm", "--lr", "-1", "--out", tmp_path / "a")))
     one_line_error(*code_and_err(cli("train", "rbm", "--binarize", "sometimes")))
+    line = one_line_error(
+        *code_and_err(cli("train", "rbm", "--seed", "-1", "--out", tmp_path / "a"))
+    )
+    assert "seed must be >= 0" in line
     for betas in ("1,2", "0.5,1.0", "-0.1,0.9"):  # torch would raise deep inside Adam
         line = one_line_error(
             *code_and_err(

@@ -63,3 +63,29 @@ def test_checkpoints_keep_the_newest(tmp_path: Path) -> None:
     assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000010", "step-000000015"]
     (tmp_path / "checkpoints" / ".tmp-abandoned").mkdir()  # a crash mid-write is ignored
     assert len(io.checkpoint_dirs(tmp_path)) == 2
+
+
+def test_atomic_files_get_the_modes_open_would_give(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        io.atomic_write_json(tmp_path / "a.json", {"x": 1})
+        io.save_model(tmp_path / "m.safetensors", BernoulliRBM(3, 2))
+    finally:
+        os.umask(old)
+    for name in ("a.json", "m.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name  # not mkstemp's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "m.safetensors"]
+
+
+def test_output_directories_are_checked_before_any_work(tmp_path: Path) -> None:
+    io.check_output_dir(tmp_path / "new" / "run")  # creatable: fine, and nothing is made
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(GenphysError, match="not a directory"):
+        io.check_output_dir(blocker)
+    with pytest.raises(GenphysError, match="cannot write into"):
+        io.check_output_dir(blocker / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from genphys.cli.main import main
 from genphys.errors import GenphysError
@@ -111,6 +112,9 @@ def test_bad_ising_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) 
         ],
         ["ising", "compare", str(tmp_path), "--data", str(tmp_path / "missing.npz")],
     ]
+    quick = ["ising", "simulate", "--L", "4", "--T", "2", "--samples", "10"]
+    bad += [[*quick, "--chains", "0", "--out", str(tmp_path / "a.npz")]]
+    bad += [[*quick, "--seed", "-1", "--out", str(tmp_path / "a.npz")]]
     for argv in bad:
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -232,3 +236,46 @@ def test_vae_and_gan_on_spins_are_compared(tmp_path: Path) -> None:
         assert -2.0 <= energy["model"]["value"] <= 2.0 and energy["model"]["stderr"] > 0
         assert energy["model"]["tau"] == 1.0  # independent samples
         assert energy["exact"] == pytest.approx(float(kaufman_energy(8, 2.5)))
+
+
+def test_compare_includes_the_field(tmp_path: Path) -> None:
+    """At h = 0.5 an RBM of independent spins (W = 0, b = 1: <s> = mu = 2 sigmoid(1) - 1) has
+    energy per spin -2 mu^2 - h mu exactly; data and exact columns are those at h = 0.5."""
+    from genphys import io
+
+    data = tmp_path / "field.npz"
+    simulate(4, [2.5], 2000, seed=0, field=0.5).save(data)
+    run = tmp_path / "rbm"
+    argv = ["train", "rbm", "--data", str(data), "--binarize", "none", "--hidden", "4"]
+    assert main([*argv, "--epochs", "1", "--no-progress", "--out", str(run)]) == 0
+    weights = io.load_tensors(run / io.MODEL_FILE)
+    weights = {k: torch.zeros_like(v) for k, v in weights.items()}
+    weights["visible_bias"] += 1.0
+    io.save_tensors(run / io.MODEL_FILE, weights)
+    (r,) = compare_runs([str(run)], data, n_samples=400, gibbs_steps=200)
+    assert r["h"] == 0.5
+    mu = 2 * torch.sigmoid(torch.tensor(1.0)).item() - 1
+    energy = r["observables"]["energy"]
+    model = energy["model"]
+    assert abs(model["value"] - (-2 * mu**2 - 0.5 * mu)) < 4 * model["stderr"], model
+    exact = exact_observables(4, 2.5, 0.5)
+    assert energy["exact"] == pytest.approx(float(exact["energy"]), rel=1e-12)
+    mc = energy["monte_carlo"]
+    assert abs(mc["value"] - energy["exact"]) < 4 * mc["stderr"], mc
+
+
+def test_simulate_json_is_strict_with_exact_energies_at_any_field_for_small_lattices(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    rows = {}
+    for L in (4, 6):
+        argv = ["ising", "simulate", "--L", str(L), "--T", "2.5", "--samples", "400"]
+        assert main([*argv, "--field", "0.5", "--out", str(tmp_path / f"{L}.npz"), "--json"]) == 0
+        rows[L] = json.loads(capsys.readouterr().out, parse_constant=refuse)["temperatures"][0]
+    exact = float(exact_observables(4, 2.5, 0.5)["energy"])
+    assert rows[4]["exact_energy"] == pytest.approx(exact, rel=1e-12)
+    assert abs(rows[4]["z_energy"]) < 4
+    assert rows[6]["exact_energy"] is None and rows[6]["z_energy"] is None  # no exact result

@@ -338,6 +338,9 @@ def test_system_trap_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
         (["--particles", "1", "--jastrow"], "2 particles"),
         (["--threads", "0"], "threads"),
         (["--samples", "0"], "samples"),
+        (["--seed", "-1"], "seed"),
+        (["--system", "tfim", "--seed", "-3"], "seed"),
+        (["--out", "/dev/null/run"], "cannot write into"),  # before any optimisation
     ],
 )
 def test_bad_input_is_one_line_genphys_error(argv: list[str], message: str) -> None:

@@ -52,10 +52,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output_dir(path: str | Path) -> None:
+    """A :class:`GenphysError` now, before any work, unless ``path`` is or can become a
+    directory that files can be written into (nothing is left behind by the check)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GenphysError(f"{path} exists and is not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".genphys-check.", dir=existing))
+    except OSError as exc:
+        raise GenphysError(f"cannot write into {existing}: {exc.strerror}") from None
 
 
 def json_safe(obj: Any) -> Any:

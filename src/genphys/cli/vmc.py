@@ -120,6 +120,7 @@ def vmc(args: argparse.Namespace) -> int:
     import torch
 
     from genphys.errors import GenphysError
+    from genphys.io import check_output_dir
     from genphys.physics.vmc_run import VMCConfig, run_vmc
 
     threads = getattr(args, "threads", 1)
@@ -132,6 +133,8 @@ def vmc(args: argparse.Namespace) -> int:
     for flag in foreign:
         if getattr(args, flag, None) not in (None, False):
             raise GenphysError(f"--{flag} applies to --system {other} only")
+    if getattr(args, "out", None):
+        check_output_dir(args.out)
     if system == "tfim":
         return _tfim(args, threads)
 

@@ -42,23 +42,25 @@ LABELS = {
 }
 
 
-def exact_values(L: int, T: float) -> dict[str, float | None]:
-    """Exact observables of the L x L torus at T (None where no exact result is known)."""
+def exact_values(L: int, T: float, h: float = 0.0) -> dict[str, float | None]:
+    """Exact observables of the L x L torus at T and field h (None where no exact result is
+    known: Kaufman's solution is for h = 0, enumeration for L <= 4 takes any h)."""
     out: dict[str, float | None] = dict.fromkeys(OBSERVABLES)
     if L <= 4:
-        enum = ex.exact_observables(L, T)
+        enum = ex.exact_observables(L, T, h)
         out.update({k: float(enum[k]) for k in OBSERVABLES})
-    else:
+    elif h == 0:
         out["energy"] = float(ex.kaufman_energy(L, T))
         out["specific_heat"] = float(ex.kaufman_specific_heat(L, T))
     return out
 
 
 def rbm_chain_observables(
-    model: Any, L: int, T: float, n_chains: int, steps: int, seed: int
+    model: Any, L: int, T: float, n_chains: int, steps: int, seed: int, h: float = 0.0
 ) -> dict[str, Estimate]:
     """Run ``n_chains`` Gibbs chains for ``steps`` sweeps from random starts; measure energy
-    and magnetization every sweep of the second half, errors from the measured tau."""
+    (at field ``h``) and magnetization every sweep of the second half, errors from the
+    measured tau."""
     from genphys.models.rbm import as_rbm
     from genphys.samplers.gibbs import GibbsSampler
 
@@ -72,7 +74,7 @@ def rbm_chain_observables(
         for _ in range(steps - burn):
             v, state = sampler.sample(rbm, state, 1)
             spins = as_spins(v.cpu().numpy().round().astype(np.int8), L)
-            es.append(energy_per_spin(spins))
+            es.append(energy_per_spin(spins, h))
             ms.append(magnetization_per_spin(spins))
     return thermodynamics(np.stack(es), np.stack(ms), L, T)
 
@@ -104,20 +106,27 @@ def compare_run(
     """Observables of one run's samples beside Monte Carlo and exact values."""
     model, cfg = io.load_run(run_dir)
     family = cfg.get("family", "?")
+    if family == "grbm":
+        raise GenphysError(f"run {run_dir} is a Gaussian RBM of continuous values, not of spins")
     T = cfg.get("data", {}).get("temperature")
+    if T is None and len(data.temperatures) > 1:
+        raise GenphysError(
+            f"run {run_dir} records no temperature and the Ising data holds several; compare "
+            "it with the single-temperature data it was trained on"
+        )
     k = data.index(T)
     T = float(data.temperatures[k])
-    L = data.L
+    L, h = data.L, float(data.field)
     n_features = int(np.prod(cfg.get("image_shape") or [0]))
     if n_features != L * L:
         raise GenphysError(f"run {run_dir} models {n_features} values, the data has {L}x{L} spins")
     torch.manual_seed(derive_seed(seed, 1))
-    if family in ("rbm", "grbm"):
-        model_est = rbm_chain_observables(model, L, T, n_samples, gibbs_steps, seed)
+    if family == "rbm":
+        model_est = rbm_chain_observables(model, L, T, n_samples, gibbs_steps, seed, h)
     else:
-        model_est = spin_thermodynamics(model_spins(model, cfg, n_samples, seed), T)
+        model_est = spin_thermodynamics(model_spins(model, cfg, n_samples, seed), T, h)
     mc_est = thermodynamics(data.energy[k], data.magnetization[k], L, T)
-    exact = exact_values(L, T)
+    exact = exact_values(L, T, h)
     rows = {}
     for name in OBSERVABLES:
         m, mc, x = model_est[name], mc_est[name], exact[name]
@@ -131,7 +140,7 @@ def compare_run(
             "relative_error_vs_mc": (m.value - mc.value) / abs(mc.value) if mc.value else None,
             "z_vs_exact": m.z_score(x) if x is not None else None,
         }
-    return {"run": str(run_dir), "family": family, "T": T, "L": L, "observables": rows}
+    return {"run": str(run_dir), "family": family, "T": T, "L": L, "h": h, "observables": rows}
 
 
 def compare_runs(

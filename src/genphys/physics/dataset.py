@@ -217,6 +217,10 @@ def simulate(
     if not isinstance(n_samples, int) or n_samples < 1:
         raise GenphysError(f"samples must be a positive integer, got {n_samples!r}")
     chains = min(n_samples, 512) if n_chains is None else n_chains
+    if not isinstance(chains, int) or chains < 1:
+        raise GenphysError(f"chains must be a positive integer, got {chains!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise GenphysError(f"seed must be an integer >= 0, got {seed!r}")
     if thin is not None and (not isinstance(thin, int) or thin < 1):
         raise GenphysError(f"thin must be a positive integer, got {thin!r}")
     per_chain = math.ceil(n_samples / chains)
