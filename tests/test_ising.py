@@ -195,6 +195,22 @@ def test_jackknife_errors_of_independent_gaussians() -> None:
     assert est["energy"].tau is not None and est["energy"].tau < 1.3
 
 
+def test_jackknife_warns_when_blocks_must_be_shorter_than_two_tau() -> None:
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=4000)
+    x = np.zeros(4000)
+    for i in range(1, 4000):  # AR(1) with phi = 0.95: tau = (1 + phi) / (1 - phi) = 39
+        x[i] = 0.95 * x[i - 1] + noise[i]
+    with pytest.warns(UserWarning, match="errors are underestimated"):
+        thermodynamics(-1.5 + 0.01 * x[:400], 0.5 + 0.01 * x[:400], L=8, T=2.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 4,000 samples: blocks of 2 tau and 20+ units
+        est = thermodynamics(-1.5 + 0.01 * x, 0.5 + 0.01 * x, L=8, T=2.0)
+    assert est["energy"].tau is not None and 20 < est["energy"].tau < 60
+
+
 def test_bad_input_errors() -> None:
     with pytest.raises(GenphysError, match="even"):
         init_state(5, 4)

@@ -18,6 +18,7 @@ unit left out. Values are jackknife bias-corrected.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,8 @@ def thermodynamics(
         independent: treat the samples as independent (tau = 1; e.g. a VAE's or GAN's
             samples) instead of measuring autocorrelation times along axis 0.
         min_units: the least number of jackknife units; blocks are shortened (down to one
-            sample) to keep at least this many.
+            sample) to keep at least this many, with a warning when that makes them shorter
+            than 2 tau (the errors are then too small).
 
     Returns:
         ``{name: Estimate}`` for :data:`OBSERVABLES` and ``m2``; energy and |m| carry their
@@ -111,8 +113,15 @@ def thermodynamics(
         raise GenphysError(f"need T > 0 and L >= 1, got T={T}, L={L}")
     taus = (1.0, 1.0) if independent else (_tau(e), _tau(m))
     n_t, n_chains = e.shape
-    block = max(1, math.ceil(2 * max(taus)))
-    block = min(block, max(1, n_t * n_chains // min_units))
+    wanted = max(1, math.ceil(2 * max(taus)))
+    block = min(wanted, max(1, n_t * n_chains // min_units))
+    if block < wanted:  # honest about it: blocks shorter than 2 tau give too small errors
+        warnings.warn(
+            f"series of {n_t} x {n_chains} samples with tau = {max(taus):.1f}: jackknife "
+            f"blocks shortened to {block} (from {wanted}) to keep {min_units} units; the "
+            "errors are underestimated, take longer series",
+            stacklevel=2,
+        )
     n_blocks = n_t // block
     if n_blocks * n_chains < 2:
         raise GenphysError(f"too few samples for errors: {n_t} x {n_chains} with block {block}")
