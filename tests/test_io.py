@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,18 +66,17 @@ def test_checkpoints_keep_the_newest(tmp_path: Path) -> None:
     assert len(io.checkpoint_dirs(tmp_path)) == 2
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 def test_atomic_files_get_the_modes_open_would_give(tmp_path: Path) -> None:
-    import os
-
-    old = os.umask(0o027)
-    try:
-        io.atomic_write_json(tmp_path / "a.json", {"x": 1})
-        io.save_model(tmp_path / "m.safetensors", BernoulliRBM(3, 2))
-    finally:
-        os.umask(old)
-    for name in ("a.json", "m.safetensors"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name  # not mkstemp's 0600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "m.safetensors"]
+    umask = io._read_umask()
+    io.atomic_write_json(tmp_path / "a.json", {"x": 1})
+    io.save_model(tmp_path / "m.safetensors", BernoulliRBM(3, 2))  # safetensors makes 0600
+    ckpt = io.write_checkpoint(tmp_path, 1, BernoulliRBM(3, 2), {"epoch": 1})
+    for name in ("a.json", "m.safetensors", *(f.relative_to(tmp_path) for f in ckpt.iterdir())):
+        mode = (tmp_path / name).stat().st_mode & 0o777
+        assert mode == 0o666 & ~umask != 0o600, name  # not tempfile's owner-only 0600
+    assert ckpt.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "checkpoints", "m.safetensors"]
 
 
 def test_output_directories_are_checked_before_any_work(tmp_path: Path) -> None:

@@ -208,6 +208,8 @@ def test_jackknife_warns_when_blocks_must_be_shorter_than_two_tau() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 4,000 samples: blocks of 2 tau and 20+ units
         est = thermodynamics(-1.5 + 0.01 * x, 0.5 + 0.01 * x, L=8, T=2.0)
+        white = noise[:30]  # 30 independent samples: blocks of one are exact, no warning
+        thermodynamics(-1.5 + 0.01 * white, 0.5 + 0.01 * white, L=8, T=2.0, independent=True)
     assert est["energy"].tau is not None and 20 < est["energy"].tau < 60
 
 

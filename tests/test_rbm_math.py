@@ -347,3 +347,8 @@ def test_models_are_made_from_sizes_keywords_or_a_config() -> None:
         BernoulliRBM(RBMConfig(n_visible=7, n_hidden=3), 4)
     with pytest.raises(GenphysError, match="GaussianRBMConfig"):
         GaussianBernoulliRBM(RBMConfig(n_visible=5, n_hidden=2))
+    with pytest.raises(GenphysError, match="expected a RBMConfig"):
+        BernoulliRBM(GaussianRBMConfig(n_visible=5, n_hidden=2))  # its sigma would be ignored
+    assert BernoulliRBM(np.int64(7), 3).n_visible == 7
+    with pytest.raises(GenphysError, match="integer"):
+        BernoulliRBM(True, 3)

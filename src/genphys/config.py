@@ -84,7 +84,7 @@ class Config:
             raise GenphysError(
                 f"give either a {cls.__name__} or its settings {sorted(settings)}, not both"
             )
-        if not isinstance(config, cls):
+        if type(config) is not cls:  # a subclass holds settings this model would ignore
             raise GenphysError(f"expected a {cls.__name__}, got {type(config).__name__}")
         return config
 

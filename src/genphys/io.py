@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -47,22 +48,46 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _fresh(path.parent, f".{path.stem}.", path.suffix, directory=False)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
+        with contextlib.suppress(OSError):  # writers that make the file anew (safetensors:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # 0600); a file system without modes keeps its own
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process umask: from /proc on Linux (no window in which it is changed), else by
+    setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
+
+
+def _fresh(folder: Path, prefix: str, suffix: str = "", directory: bool = False) -> Path:
+    """A new, uniquely named empty file or directory in ``folder`` with the modes plain
+    ``open``/``mkdir`` give (the umask applies; ``tempfile``'s are owner-only)."""
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            if directory:
+                path.mkdir(0o777)
+            else:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def check_output_dir(path: str | Path) -> None:
@@ -224,7 +249,7 @@ def write_checkpoint(
     root = Path(run_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    tmp = _fresh(root, ".tmp-", directory=True)
     try:
         meta, tensors = flatten_state(state)
         save_model(tmp / MODEL_FILE, model)

@@ -56,7 +56,7 @@ def _grid_png(
     x: Tensor, shape: Shape, path: str | Path, nrow: int | None = None, scale: str | None = None
 ) -> np.ndarray:
     """Write ``x`` (data scaled as ``scale``) as a :func:`save_image_grid` PNG of [0, 1]
-    pixels; return the unscaled grid array."""
+    pixels; return the grid array of those pixels (before the PNG's 8-bit scaling)."""
     x = to_display(x, scale)
     save_image_grid(x, shape, path, nrow=nrow)
     return image_grid(x, shape, nrow=nrow)

@@ -190,10 +190,13 @@ def _quality_metrics(
     from genphys.data import DataConfig, prepare_data
     from genphys.data.toy import RING_STD, ring_centers
     from genphys.evaluation.sample_quality import load_classifier, quality_report
+    from genphys.models.ebm import EBM
     from genphys.plotting import to_display
     from genphys.samplers import sample_model
 
     metrics = tuple(dict.fromkeys(args.metric))
+    if args.steps is None:
+        args.steps = 256 if isinstance(model, EBM) else 1000
     if args.n_samples < 3 or args.steps < 1:
         raise GenphysError("--n-samples must be >= 3 and --steps >= 1")
     data = prepare_data(DataConfig.from_dict(cfg["data"]))

@@ -74,13 +74,14 @@ def ising(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from genphys.errors import GenphysError
+    from genphys.physics.compare import exact_values
     from genphys.physics.dataset import choose_algorithm, parse_temperatures, simulate
-    from genphys.physics.ising_exact import exact_observables, kaufman_energy
     from genphys.physics.observables import thermodynamics
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise GenphysError(f"--out must end in .npz, got {out}")
+    io.check_output_dir(out.parent)  # now, not after the simulation
     temps = parse_temperatures(args.T)
     for T in temps:
         choose_algorithm(T, args.algorithm)
@@ -112,11 +113,8 @@ def _simulate(args: argparse.Namespace) -> int:
     data.save(out)
     for k, T in enumerate(data.temperatures):
         est = thermodynamics(data.energy[k], data.magnetization[k], args.L, T)
-        exact = math.nan  # Kaufman at h = 0; enumeration for L <= 4 at any field
-        if args.L <= 4:
-            exact = float(exact_observables(args.L, T, args.field)["energy"])
-        elif args.field == 0:
-            exact = float(kaufman_energy(args.L, T))
+        known = exact_values(args.L, T, args.field)["energy"]  # None: no exact result
+        exact = math.nan if known is None else known
         rows.append(
             {
                 "T": float(T),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -179,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--n-samples", type=int, default=10000, help="samples for --metric")
     ev.add_argument(
-        "--steps", type=int, default=1000, help="Gibbs sweeps (RBMs) or Langevin steps (EBMs)"
+        "--steps",
+        type=int,
+        help="Gibbs sweeps per sample (RBMs; default 1000) or Langevin steps from noise (EBMs; "
+        "default 256, as the run's figures)",
     )
     ev.add_argument(
         "--classifier",
@@ -240,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    print(f"genphys: warning{kind}: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from genphys.denormals import flush_denormals
 
@@ -248,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from genphys.cli import commands
 
     try:
-        return int(getattr(commands, args.command)(args) or 0)
+        with warnings.catch_warnings():  # one line each, like the errors
+            warnings.showwarning = _show_warning
+            return int(getattr(commands, args.command)(args) or 0)
     except GenphysError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

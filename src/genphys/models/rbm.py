@@ -24,6 +24,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -277,8 +278,11 @@ def rbm_config(
 ) -> RBMConfig:
     """The config of an RBM made as ``Model(config)``, ``Model(n_visible, n_hidden, **kw)`` or
     ``Model(**kw)``."""
-    if isinstance(config, int):
-        config, kwargs = None, {**kwargs, "n_visible": config}
+    if isinstance(config, bool):
+        raise GenphysError(f"n_visible must be an integer, got {config!r}")
+    if isinstance(config, (int, np.integer)):
+        kwargs = {**kwargs, "n_visible": int(config)}
+        config = None
     if n_hidden is not None:
         kwargs = {**kwargs, "n_hidden": n_hidden}
     return kind.given(config, kwargs)

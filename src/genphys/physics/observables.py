@@ -115,7 +115,7 @@ def thermodynamics(
     n_t, n_chains = e.shape
     wanted = max(1, math.ceil(2 * max(taus)))
     block = min(wanted, max(1, n_t * n_chains // min_units))
-    if block < wanted:  # honest about it: blocks shorter than 2 tau give too small errors
+    if not independent and 2 * max(taus) > block + 1:  # too short blocks: too small errors
         warnings.warn(
             f"series of {n_t} x {n_chains} samples with tau = {max(taus):.1f}: jackknife "
             f"blocks shortened to {block} (from {wanted}) to keep {min_units} units; the "

@@ -258,6 +258,14 @@ RESUMABLE = {
 }
 
 
+def _absolute_names(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with a data file name made absolute (as :class:`DataConfig` stores it)."""
+    name = cfg.get("data", {}).get("name")
+    if not isinstance(name, str):
+        return cfg
+    return merge(cfg, {"data": {"name": absolute_data_name(name)}})
+
+
 def load_resume_config(
     run_dir: str | Path, overrides: dict[str, Any], family: str | None = None
 ) -> dict[str, Any]:
@@ -265,10 +273,8 @@ def load_resume_config(
 
     Only :data:`RESUMABLE` settings may differ from the stored ones, and the family must match.
     """
-    cfg = io.read_run_config(run_dir)
-    name = overrides.get("data", {}).get("name")
-    if isinstance(name, str):  # stored absolute (see DataConfig)
-        overrides = merge(overrides, {"data": {"name": absolute_data_name(name)}})
+    cfg = _absolute_names(io.read_run_config(run_dir))  # older runs stored them as given
+    overrides = _absolute_names(overrides)
     if family is not None and cfg.get("family") != family:
         raise GenphysError(f"{run_dir} is a {cfg.get('family')!r} run, not {family!r}")
     stored = _dotted(cfg)
