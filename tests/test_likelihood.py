@@ -125,11 +125,23 @@ def test_mcmc_standard_errors_match_spread_of_independent_chains(estimator):
     assert pooled.stderr == pytest.approx(spread / math.sqrt(8), rel=0.35)
 
 
+def test_mcmc_errors_of_short_or_anticorrelated_chains_are_not_too_small():
+    # 4,000 chains each: the coverage of mean +- 1.96 stderr, whose binomial sd is ~0.4%
+    short = np.random.default_rng(5).normal(size=(10, 4000))  # independent, T = 10
+    anti = ar1(-0.5, 1000, 4000, seed=6)  # true tau = 1/3: error sqrt(3) too large is fine
+    for x, least in ((short, 0.9), (anti, 0.95)):
+        covered = [abs(e.value) < 1.96 * e.stderr for e in map(mcmc_estimate, x.T)]
+        assert np.mean(covered) > least  # Student t with 9 dof: 0.919 for the short chains
+    assert mcmc_estimate(np.array([1.0, 2.0])).stderr == pytest.approx(0.5)
+
+
 def test_stats_reject_bad_input():
     with pytest.raises(GenphysError):
         integrated_autocorrelation_time(np.zeros((3, 2, 2)))
     with pytest.raises(GenphysError):
         mcmc_estimate(np.array([1.0]))
+    with pytest.raises(GenphysError, match="finite"):
+        integrated_autocorrelation_time(np.ones(50), c=float("nan"))
     assert integrated_autocorrelation_time(np.ones(50)) == 1.0
 
 

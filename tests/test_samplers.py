@@ -109,3 +109,20 @@ def test_in_place_sweeps_equal_sample_and_reuse_their_buffers() -> None:
             buffers = {k: t.data_ptr() for k, t in sampler._scratch.items()}
         _, b = sampler.sample_(rbm, b)
         assert {k: t.data_ptr() for k, t in sampler._scratch.items()} == buffers
+
+
+def test_gibbs_input_checks() -> None:
+    rbm = BernoulliRBM(6, 3)
+    sampler = GibbsSampler()
+    state = sampler.init_state(rbm, 4, seed=0)
+    for bad in (-3, 2.5):
+        with pytest.raises(GenphysError, match="sweeps"):
+            sampler.sample(rbm, state, bad)  # type: ignore[arg-type]
+        with pytest.raises(GenphysError, match="sweeps"):
+            sampler.sample_(rbm, state, bad)  # type: ignore[arg-type]
+    assert state.steps == 0  # nothing was counted
+    assert sampler.sample(rbm, state, np.int64(2))[1].steps == 2
+    with pytest.raises(GenphysError, match="chains"):
+        sampler.init_state(rbm, 0)
+    with pytest.raises(GenphysError, match=r"\(chains, 6\)"):
+        sampler.init_state(rbm, 4, v0=torch.zeros(4, 5))

@@ -24,6 +24,7 @@ from genphys.training import (
     TrainerConfig,
     build_objective,
 )
+from genphys.training.distributed import average_over_processes
 from genphys.training.objectives import AutoencoderObjective
 from genphys.training.run import resolve_config, train
 
@@ -134,6 +135,42 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     assert all(torch.isfinite(t).all() for t in good.values())
 
 
+def test_parameters_gone_bad_at_an_epochs_last_step_stop_before_validation(
+    tmp_path: Path,
+) -> None:
+    data = prepare_data(DataConfig(binarize="static"))
+    model = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=8))
+
+    class Poisoning(ContrastiveDivergence):
+        calls = 0
+
+        def step(self, ctx, batch):
+            out = super().step(ctx, batch)
+            Poisoning.calls += 1
+            if Poisoning.calls == 50:  # the last step of the second epoch (25 per epoch)
+                with torch.no_grad():
+                    ctx.model.weight[0, 0] = float("nan")
+            return out
+
+    trainer = Trainer(
+        model, Poisoning(CDConfig()), TrainerConfig(epochs=3, progress=False), run_dir=tmp_path
+    )
+    with pytest.raises(TrainingDiverged, match=r"by step 50: parameters \['weight'\].*step-0+25"):
+        trainer.fit(data.train, data.val)  # not the validation's complaint about its input
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000025"]
+    assert len(trainer.history) == 1
+
+
+def test_a_resumed_run_at_its_step_limit_takes_no_step(tmp_path: Path) -> None:
+    data = prepare_data(DataConfig(binarize="static"))
+    cfg = TrainerConfig(epochs=2, progress=False, max_steps=5)
+    Trainer(BernoulliRBM(64, 8), ContrastiveDivergence(), cfg, run_dir=tmp_path).fit(data.train)
+    again = Trainer(BernoulliRBM(64, 8), ContrastiveDivergence(), cfg, run_dir=tmp_path)
+    again.fit(data.train, resume=True)
+    assert again.global_step == 5 and again.stop_reason == "max_steps"
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000005"]
+
+
 def test_nan_gradient_behind_a_finite_loss_stops_at_the_next_step(tmp_path: Path) -> None:
     """One process checks the loss only: sqrt(|w - w|) is 0 with a NaN gradient, which makes
     the weights NaN, so the next loss is NaN; no checkpoint holds the NaN weights."""
@@ -222,15 +259,28 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, family: str = "rbm")
         objective = build_objective("energy_cd", {"langevin_steps": 5, "buffer_size": 64})
     else:  # two optimizers, no DDP wrapper: explicit all-reduce, batch-norm buffers broadcast
         data = prepare_data(DataConfig(scale="symmetric"))
-        model = GAN(architecture="dcgan", image_shape=(1, 8, 8), n_features=64, noise_dim=8)
+        model = GAN(
+            architecture="dcgan", image_shape=(1, 8, 8), n_features=64, noise_dim=8, ema_decay=0.9
+        )
         objective = build_objective("adversarial", {"d_steps": 2})
     threads = len(os.listdir("/proc/self/task"))
     trainer = Trainer(
         model,
         objective,
-        TrainerConfig(epochs=2, batch_size=16, progress=False, optimizer="adam", lr=1e-3),
+        TrainerConfig(
+            epochs=2,
+            batch_size=16,
+            progress=False,
+            optimizer="adam",
+            lr=1e-3,
+            grad_clip=0.1 if family == "ebm" else None,  # clipped after the all-reduce
+        ),
         run_dir=out if rank == 0 else None,
     )
+    # the average is a mean, not a sum (identical ranks alone would not show that)
+    mine = {"g": torch.full((3,), float(rank + 1)), "h": torch.tensor([[2.0 * rank]])}
+    mean = average_over_processes(mine, world)
+    assert torch.equal(mean["g"], torch.full((3,), 1.5)) and mean["h"].item() == 1.0
     trainer.fit(data.train, data.val)
     assert not torch.distributed.is_initialized()  # the trainer cleans up the group it made
     # and gloo's threads are joined: one still running when Python exits may abort the process
@@ -266,7 +316,7 @@ def test_two_process_ddp_ebm(tmp_path: Path) -> None:
 
 def test_two_process_ddp_gan(tmp_path: Path) -> None:
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), "gan"), nprocs=2, join=True)
-    _assert_same_weights(tmp_path)  # batch-norm running statistics included
+    _assert_same_weights(tmp_path)  # batch-norm running statistics and the average included
 
 
 def test_torchrun_cli(tmp_path: Path) -> None:

@@ -159,8 +159,8 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0) -> float:
     Returns:
         :math:`\tau \ge` about 1 for correlated chains; exactly 1 for a constant chain.
     """
-    if c <= 0:
-        raise GenphysError(f"the window constant c must be > 0, got {c}")
+    if not (c > 0 and math.isfinite(c)):
+        raise GenphysError(f"the window constant c must be a finite number > 0, got {c}")
     rho = autocorrelation(x)
     taus = 2.0 * np.cumsum(rho) - 1.0  # taus[M] = 1 + 2 sum_{t=1}^{M} rho(t)
     window = np.arange(taus.size) >= c * taus
@@ -174,14 +174,18 @@ def mcmc_estimate(x: ArrayLike, c: float = 5.0) -> Estimate:
     Args:
         x: a chain (T,) or chains (T, chains); all ``N`` values are pooled for the mean and
             variance :math:`\sigma^2`, and :math:`\tau` comes from
-            :func:`integrated_autocorrelation_time`.
+            :func:`integrated_autocorrelation_time`, floored at 1: an anticorrelated chain
+            (true tau < 1) gets the conservative independent-sample error, and a short chain,
+            whose window can close at a lag with tau near 0, no longer gets an error near 0.
         c: Sokal window constant.
     """
     a = _as_chains(x)
-    tau = integrated_autocorrelation_time(a, c)
+    if a.size < 2:
+        raise GenphysError(f"an MCMC error needs at least 2 samples, got {a.size}")
+    tau = max(1.0, integrated_autocorrelation_time(a, c))
     n = a.size
     var = float(a.var(ddof=1))
-    return Estimate(float(a.mean()), math.sqrt(max(tau, 0.0) * var / n), n=n, tau=tau)
+    return Estimate(float(a.mean()), math.sqrt(tau * var / n), n=n, tau=tau)
 
 
 def _blocking_1d(x: np.ndarray) -> tuple[float, int]:

@@ -19,7 +19,9 @@ chains.
 from __future__ import annotations
 
 import dataclasses
+import operator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -84,8 +86,14 @@ class GibbsSampler:
         dtype = model.weight.dtype
         generator = make_generator(seed, device)
         if v0 is not None:
+            if v0.ndim != 2 or v0.shape[1] != model.n_visible:
+                raise GenphysError(
+                    f"starting chains must be (chains, {model.n_visible}), got {tuple(v0.shape)}"
+                )
             v = v0.detach().to(device=device, dtype=dtype).clone()
         else:
+            if not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
+                raise GenphysError(f"the number of chains must be an integer >= 1, got {n_chains}")
             shape = (n_chains, model.n_visible)
             if model.binary_visible:
                 v = torch.rand(shape, generator=generator, device=device, dtype=dtype).lt_(0.5)
@@ -101,7 +109,7 @@ class GibbsSampler:
 
         ``v`` is a new tensor (the previous ``state.v`` is left as it was); ``state.v`` is ``v``.
         """
-        steps = self.k if n_steps is None else n_steps
+        steps = self._steps(n_steps)
         if not steps:
             return state.v, state
         return self._sweeps(model, state, steps, torch.empty_like(state.v), {})
@@ -115,10 +123,20 @@ class GibbsSampler:
         After the first call with given shapes nothing is allocated: the sampler keeps its
         scratch buffers. The random draws, hence the chains, are those of :meth:`sample`.
         """
-        steps = self.k if n_steps is None else n_steps
+        steps = self._steps(n_steps)
         if not steps:
             return state.v, state
         return self._sweeps(model, state, steps, state.v, self._scratch)
+
+    def _steps(self, n_steps: int | None) -> int:
+        steps = self.k if n_steps is None else n_steps
+        try:
+            steps = operator.index(steps)  # ints, numpy ints
+        except TypeError:
+            steps = -1
+        if steps < 0:
+            raise GenphysError(f"the number of Gibbs sweeps must be an integer >= 0, got {n_steps}")
+        return steps
 
     def _sweeps(
         self,

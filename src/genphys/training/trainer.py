@@ -176,7 +176,10 @@ class Trainer:
         previous = signal.getsignal(signal.SIGINT)
         handler_installed = _install_sigint(self)
         try:
-            while self.epoch < cfg.epochs:
+            at_limit = cfg.max_steps is not None and self.global_step >= cfg.max_steps
+            if at_limit:  # a resumed run already at its step limit takes no step
+                self.stop_reason = "max_steps"
+            while self.epoch < cfg.epochs and not at_limit:
                 if not self._run_epoch(train, batch_transform, train_labels):
                     break  # stopped mid-epoch, checkpoint written
                 metrics = self._end_epoch(val)
@@ -273,6 +276,7 @@ class Trainer:
         return self._stop_requested
 
     def _end_epoch(self, val: Tensor | None) -> dict[str, Any]:
+        self._check_parameters()  # before validation, which would fail on them less clearly
         self.epoch += 1
         self.batch_in_epoch = 0
         lrs = {f"lr/{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
@@ -298,7 +302,6 @@ class Trainer:
             if self.is_main:
                 for line in warnings:
                     print(f"genphys: warning: epoch {self.epoch}: {line}", file=sys.stderr)
-        self._check_parameters()
         self.history.append(metrics)
         self._log.write(metrics)
         if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
@@ -309,10 +312,12 @@ class Trainer:
         """NaN guard before anything is written: every parameter must be finite."""
         bad = [k for k, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:
-            raise TrainingDiverged(self._diverged_message(f"parameters {bad} became non-finite"))
+            what = f"parameters {bad} became non-finite"
+            raise TrainingDiverged(self._diverged_message(what, f"by step {self.global_step}"))
 
-    def _diverged_message(self, what: str) -> str:
-        where = f"at epoch {self.epoch + 1}, step {self.global_step + 1}"
+    def _diverged_message(self, what: str, where: str | None = None) -> str:
+        """``where`` defaults to the step in progress."""
+        where = where or f"at epoch {self.epoch + 1}, step {self.global_step + 1}"
         ckpts = io.checkpoint_dirs(self.run_dir) if self.run_dir is not None else []
         kept = f"; last good checkpoint kept: {ckpts[-1]}" if ckpts else ""
         return f"training diverged {where}: {what}; try a smaller learning rate{kept}"
