@@ -43,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--n-samples", type=int, default=10_000)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-gan"))
     p.add_argument("--only", choices=["dcgan", "mlp"], help="train and score one GAN")
+    p.add_argument("--g-steps", type=int, default=1, help="generator updates per step")
     p.add_argument(
         "--ema-decay",
         type=float,
@@ -96,7 +97,8 @@ def train_or_reuse(name: str, args: argparse.Namespace) -> tuple[Path, list[dict
     from genphys.training.run import resolve_config, train
 
     ema = args.ema_decay or None
-    out = Path(args.out) / (name if ema is None else f"{name}-ema{ema:g}")
+    tag = (f"-ema{ema:g}" if ema else "") + (f"-g{args.g_steps}" if args.g_steps != 1 else "")
+    out = Path(args.out) / f"{name}{tag}"
     model = {"architecture": name, "ema_decay": ema}
     cfg = resolve_config(
         "gan",
@@ -111,6 +113,7 @@ def train_or_reuse(name: str, args: argparse.Namespace) -> tuple[Path, list[dict
                 "seed": 0,
             },
             "data": {"name": "fashion-mnist", "val_fraction": 0.0},
+            "objective": {"config": {"g_steps": args.g_steps}},
         },
     )
     if not (out / io.MODEL_FILE).is_file():
@@ -190,7 +193,7 @@ def main() -> None:
         model = GAN(
             architecture=name, image_shape=(1, 28, 28), n_features=784
         )  # a throw-away copy to count FLOPs
-        flops = step_flops(torch, model, {}, args.batch_size)
+        flops = step_flops(torch, model, {"g_steps": args.g_steps}, args.batch_size)
         best, median = min(seconds), statistics.median(seconds)
         rate = flops * steps / best / 1e9
         results[name] = {
