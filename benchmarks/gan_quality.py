@@ -3,7 +3,7 @@
 Both GANs train ``--epochs`` epochs (default 5) on the 60,000 Fashion-MNIST training images
 scaled to [-1, 1] (the DCGAN tutorial's networks, noise 100; the MLP GAN: noise 20, hidden 100),
 side by side in one run, through genphys's Trainer, with Radford et al.'s DCGAN optimizer
-(Adam 2e-4, beta1 0.5, batch 64: five epochs are 4,690 steps; the tutorial's Adam 1e-4 with
+(Adam 2e-4, beta1 0.5, batch 64: five epochs are 4,685 steps; the tutorial's Adam 1e-4 with
 batch 256 gives 1,170, too few for recognisable samples). Printed for each:
 seconds per epoch (fastest and median), images per second, the FLOPs of one training step
 (counted by torch's FlopCounterMode: both players, forward and backward) over the epoch time as
