@@ -58,7 +58,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from genphys.physics.ising import Metropolis, SwendsenWang, compiler_available, init_state
+    from genphys.kernels import compiler_available
+    from genphys.physics.ising import Metropolis, SwendsenWang, init_state
     from genphys.physics.ising_exact import T_CRITICAL
     from genphys.physics.observables import _tau
 

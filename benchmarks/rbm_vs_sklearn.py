@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="genphys chains start from p(h|v) of the last gradient (sklearn's scheme)",
     )
+    p.add_argument(
+        "--eager",
+        action="store_true",
+        help="genphys without its compiled PCD step (CDConfig(compile=False))",
+    )
     p.add_argument("--only", choices=["genphys", "sklearn"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -117,7 +122,11 @@ def run_child(args: argparse.Namespace) -> None:
             model = BernoulliRBM(RBMConfig(n_visible=NV, n_hidden=NH, init_std=0.01))
             obj = ContrastiveDivergence(
                 CDConfig(
-                    k=1, persistent=True, init_visible_bias=False, reuse_hidden=args.reuse_hidden
+                    k=1,
+                    persistent=True,
+                    init_visible_bias=False,
+                    reuse_hidden=args.reuse_hidden,
+                    compile=False if args.eager else "auto",
                 )
             )
             return Trainer(
@@ -137,7 +146,8 @@ def run_child(args: argparse.Namespace) -> None:
         def fit() -> tuple:
             tr = make_trainer()
             t = timed(tr.fit, train)
-            res.update(epoch_loop_s=tr.history[-1]["seconds"], steps=tr.global_step)
+            fused = type(tr.objective.chains).__name__ == "CounterChains"
+            res.update(epoch_loop_s=tr.history[-1]["seconds"], steps=tr.global_step, fused=fused)
             return t, *(getattr(tr.model, k).detach().numpy() for k in PARAMS)
     else:
         from sklearn.neural_network import BernoulliRBM as SkRBM
@@ -199,9 +209,11 @@ def spawn(args: argparse.Namespace, which: str, tmp: str, dtype: str = "float32"
         "--repeats",
         str(args.repeats),
     ]
-    extra = (["--profile"] if args.profile else []) + (
-        ["--reuse-hidden"] if args.reuse_hidden else []
-    )
+    extra = [
+        f"--{flag.replace('_', '-')}"
+        for flag in ("profile", "reuse_hidden", "eager")
+        if getattr(args, flag)
+    ]
     subprocess.run(cmd + extra, env=env, check=True)
     params = {k: v.astype(np.float64) for k, v in np.load(out + ".npz").items()}
     return {**json.loads(Path(out + ".json").read_text()), **params}
@@ -320,7 +332,8 @@ def main() -> None:
             for dt, r in sk_runs.items()
         ),
         f"genphys: fits {', '.join(f'{t:.2f}' for t in g['fit_s_all'])} s "
-        f"(epoch loop of the last {g['epoch_loop_s']:.2f} s)",
+        f"(epoch loop of the last {g['epoch_loop_s']:.2f} s; "
+        f"{'compiled fused PCD step' if g['fused'] else 'eager PCD step'})",
         row("", "genphys", "sklearn"),
         row("dtype (training), PCD updates", *(f"{r['dtype']}, {r['steps']}" for r in (g, s))),
         row(

@@ -159,7 +159,7 @@ def test_same_seed_same_spins_and_exact_resume() -> None:
 
 
 def test_compiled_and_eager_sweeps_are_identical() -> None:
-    from genphys.physics.ising import compiler_available
+    from genphys.kernels import compiler_available
 
     if not compiler_available():
         pytest.skip("no C++ compiler for torch.compile")
@@ -227,7 +227,7 @@ def test_bad_input_errors() -> None:
 
 
 def test_failed_compile_falls_back_to_eager_with_one_warning(monkeypatch) -> None:
-    from genphys.physics import ising
+    from genphys import kernels
 
     def broken(fn):
         def call(*args):
@@ -235,8 +235,8 @@ def test_failed_compile_falls_back_to_eager_with_one_warning(monkeypatch) -> Non
 
         return call
 
-    monkeypatch.setattr(ising, "_compiled", broken)
-    monkeypatch.setattr(ising, "_DISABLED", set())
+    monkeypatch.setattr(kernels, "compiled", broken)
+    monkeypatch.setattr(kernels, "DISABLED", set())
     a, b = init_state(4, 8, seed=1), init_state(4, 8, seed=1)
     with pytest.warns(UserWarning, match="torch.compile failed") as record:
         Metropolis(2.0, compile=True).sweep_(a, 5)

@@ -50,13 +50,15 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return io.load_tensors(run / io.MODEL_FILE)
 
 
-@pytest.mark.parametrize("sampler", ["gibbs", "gibbs-reuse", "tempering"])
+@pytest.mark.parametrize("sampler", ["gibbs", "gibbs-reuse", "tempering", "fused", "fused-cd"])
 def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, sampler: str) -> None:
     chains = {
-        "sampler": sampler.removesuffix("-reuse"),
+        "sampler": "tempering" if sampler == "tempering" else "gibbs",
         "temperatures": 4,
-        "reuse_hidden": sampler.endswith("-reuse"),
-    }  # cached p(h|v) is state too
+        "reuse_hidden": sampler.endswith("-reuse"),  # cached p(h|v) is state too
+        "compile": sampler.startswith("fused"),  # the counter-based stream is state too
+        "persistent": sampler != "fused-cd",
+    }
     base = {**CFG, "objective": {"config": chains}}
     cfg = resolve_config("rbm", base)
     full, _ = train(cfg, out=tmp_path / "full")

@@ -26,11 +26,7 @@ probabilities are exact to :math:`2^{-31}`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import os
-import shutil
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -38,38 +34,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genphys import kernels
 from genphys.errors import GenphysError
 
-_M64 = (1 << 64) - 1
-_GAMMA = 0x9E3779B97F4A7C15
-_MIX1 = 0xBF58476D1CE4E5B9
-_MIX2 = 0x94D049BB133111EB
 _ONE = 1 << 31  # acceptance thresholds are in units of 2^-31
 #: Smallest lattice x chains for which ``compile="auto"`` compiles the update.
 COMPILE_MIN_SITES = 1 << 15
-
-
-def _signed(u: int) -> int:
-    u &= _M64
-    return u - (1 << 64) if u >> 63 else u
-
-
-def _mix_py(z: int) -> int:
-    z = ((z ^ (z >> 30)) * _MIX1) & _M64
-    z = ((z ^ (z >> 27)) * _MIX2) & _M64
-    return z ^ (z >> 31)
-
-
-def _mix(z: Tensor) -> Tensor:
-    """SplitMix64's output function on int64 tensors (wrapping products, logical shifts)."""
-    z = (z ^ ((z >> 30) & ((1 << 34) - 1))) * _signed(_MIX1)
-    z = (z ^ ((z >> 27) & ((1 << 37) - 1))) * _signed(_MIX2)
-    return z ^ ((z >> 31) & ((1 << 33) - 1))
+compiler_available = kernels.compiler_available  # its former home
 
 
 def _random_pair(base: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     """Two independent 31-bit integers per site from the stream position ``base + index``."""
-    z = _mix(base + index * _signed(_GAMMA))
+    z = kernels.random_bits(base, index)
     low, high = z & (_ONE - 1), (z >> 33) & (_ONE - 1)
     return low.to(torch.int32), high.to(torch.int32)
 
@@ -108,31 +84,6 @@ def _energy_magnetization(s: Tensor, h: float) -> tuple[Tensor, Tensor]:
     bonds = (s * (torch.roll(s, 1, 0) + torch.roll(s, 1, 1))).sum((0, 1))
     m = s.sum((0, 1))
     return (-bonds - h * m).double() / n, m.double() / n
-
-
-def compiler_available() -> bool:
-    """Whether ``torch.compile`` can build CPU kernels here (a C++ compiler is on PATH)."""
-    if os.environ.get("GENPHYS_COMPILE", "1") == "0":
-        return False
-    return any(shutil.which(cc) for cc in ("g++", "c++", "clang++", "cl"))
-
-
-@functools.cache
-def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return torch.compile(fn, dynamic=False)
-
-
-def _call(fn: Callable[..., Any], compile_: bool, *args: Any) -> Any:
-    if compile_ and fn not in _DISABLED:
-        try:
-            return _compiled(fn)(*args)
-        except Exception as exc:  # no working compiler: same numbers, eager speed
-            warnings.warn(f"torch.compile failed ({exc!s:.200}); using eager PyTorch", stacklevel=3)
-            _DISABLED.add(fn)
-    return fn(*args)
-
-
-_DISABLED: set[Callable[..., Any]] = set()
 
 
 @dataclasses.dataclass
@@ -181,8 +132,7 @@ class IsingState:
 
     def _base(self) -> Tensor:
         """Stream position ``counter`` of this seed's SplitMix64 stream, as an int64 scalar."""
-        key = _mix_py((int(self.seed) * _GAMMA + 0x5851F42D4C957F2D) & _M64)
-        return torch.tensor(_signed(key + self.counter * _GAMMA), dtype=torch.int64)
+        return kernels.stream_base(self.seed, self.counter)
 
 
 def init_state(
@@ -233,10 +183,10 @@ class _Sampler:
         self._index: dict[tuple[int, ...], Tensor] = {}
 
     def _use_compile(self, spins: Tensor, fn: Callable[..., Any]) -> bool:
-        if self.compile is False or fn in _DISABLED:
+        if self.compile is False or fn in kernels.DISABLED:
             return False
         if self.compile == "auto":
-            return spins.numel() >= COMPILE_MIN_SITES and compiler_available()
+            return spins.numel() >= COMPILE_MIN_SITES and kernels.compiler_available()
         return True
 
     def index(self, spins: Tensor) -> Tensor:
@@ -313,10 +263,10 @@ class Metropolis(_Sampler):
         masks = self.masks(state.L)
         for _ in range(n):  # each site reads one random number per sweep, in its half
             base = state._base()
-            if compile_ and _metropolis_half_hashed not in _DISABLED:
+            if compile_ and _metropolis_half_hashed not in kernels.DISABLED:
                 for mask in masks:
                     args = (spins, base, index, mask, self.thresholds)
-                    spins = _call(_metropolis_half_hashed, True, *args)
+                    spins = kernels.call(_metropolis_half_hashed, True, *args)
             else:  # eager: hash once for both halves
                 r = _random_pair(base, index)[0]
                 for mask in masks:

@@ -13,15 +13,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
+from genphys import kernels
 from genphys.config import Config as ConfigBase
 from genphys.config import check
 from genphys.errors import GenphysError
-from genphys.models.rbm import as_rbm
+from genphys.models.rbm import BernoulliRBM, RBMBase, as_rbm
 from genphys.models.vae import VAE, Autoencoder
 from genphys.registry import register_objective
 from genphys.rng import derive_seed
 from genphys.samplers.gibbs import GibbsSampler, GibbsState
 from genphys.samplers.tempering import ParallelTemperingSampler, TemperingState
+from genphys.training.fused_cd import FUSE_MIN_WORK, CounterChains, fused_step
 
 if TYPE_CHECKING:
     from genphys.training.step import StepContext
@@ -89,6 +91,13 @@ class CDConfig(ConfigBase):
             fewer per step (about 10% faster) but measurably worse models (held-out AIS
             log-likelihood 2-5 nats lower on digits, 9 on Fashion-MNIST in our runs). The
             default recomputes it with the updated weights (Tieleman 2008).
+        compile: run each step of a binary RBM with Gibbs chains as one graph compiled by
+            ``torch.compile``, its random numbers hashed from a counter-based stream
+            (:mod:`genphys.training.fused_cd`). True: always (eagerly where there is no C++
+            compiler or ``GENPHYS_COMPILE=0``); False: never; "auto": on a CPU with a
+            compiler, for float32/float64 models, when k x (batch + chains) x n_visible x
+            n_hidden is at least :data:`~genphys.training.fused_cd.FUSE_MIN_WORK`. A resumed
+            run keeps the mode its checkpoint was written in.
     """
 
     k: int = 1
@@ -98,9 +107,18 @@ class CDConfig(ConfigBase):
     sampler: Literal["gibbs", "tempering"] = "gibbs"
     temperatures: int = 10
     reuse_hidden: bool = False
+    compile: bool | str = "auto"
 
     def __post_init__(self) -> None:
         check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        check(
+            isinstance(self.compile, bool) or self.compile == "auto",
+            f"compile must be true, false or 'auto', got {self.compile!r}",
+        )
+        check(
+            self.compile is not True or (self.sampler == "gibbs" and not self.reuse_hidden),
+            "compile=True fuses steps with Gibbs chains (sampler 'gibbs', no reuse_hidden)",
+        )
         check(self.n_chains is None or self.n_chains >= 1, "n_chains must be >= 1")
         check(self.temperatures >= 2, "temperatures must be >= 2")
         check(
@@ -117,12 +135,13 @@ class ContrastiveDivergence(Objective):
     :math:`-(\langle v h^\top\rangle_{data} - \langle v h^\top\rangle_{model})` for the weights,
     with the model term from k Gibbs sweeps (from the data, or from persistent chains).
 
-    A PCD step with Gibbs chains allocates nothing: the chains live in the last rows of a
-    [batch; chains] buffer and are advanced in place (:meth:`GibbsSampler.sample_`), p(h|v)
-    of data and chains is one matrix product and the weight gradient another, both written
-    into kept buffers, and the logged free-energy gap reuses that product. The random draws
-    and the arithmetic are those of the allocating path: the same chains and weights, bit for
-    bit.
+    Large steps of a binary RBM run fused (``compile``; :mod:`genphys.training.fused_cd`).
+    Otherwise, a PCD step with Gibbs chains allocates nothing: the chains live in the last
+    rows of a [batch; chains] buffer and are advanced in place
+    (:meth:`GibbsSampler.sample_`), p(h|v) of data and chains is one matrix product and the
+    weight gradient another, both written into kept buffers, and the logged free-energy gap
+    reuses that product. The random draws and the arithmetic are those of the allocating
+    path: the same chains and weights, bit for bit.
     """
 
     Config = CDConfig
@@ -136,25 +155,62 @@ class ContrastiveDivergence(Objective):
             if cfg.sampler == "tempering"
             else GibbsSampler(cfg.k)
         )
-        self.chains: Any = None  # GibbsState or TemperingState
+        self.chains: Any = None  # GibbsState, TemperingState or (fused steps) CounterChains
         # buffers reused from step to step (no state: rebuilt after a resume)
         self._work: dict[str, Tensor] = {}  # the gradients and p(h|v)
         self._joint: Tensor | None = None  # [batch; persistent Gibbs chains]
         self._chain_rows: Tensor | None = None
         self._coef: Tensor | None = None
         self._coef_key: tuple[Any, ...] = ()
+        self._compile_graph = False  # fused steps: compiled (True) or eager
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         rbm = as_rbm(model)
-        if self.config.init_visible_bias:
+        cfg = self.config
+        if cfg.init_visible_bias:
             rbm.init_visible_bias(train)
-        if self.config.persistent:
-            n = self.config.n_chains or batch_size
-            self.chains = self.sampler.init_state(rbm, n, derive_seed(seed, 17, rank))
+        seed = derive_seed(seed, 17, rank)
+        self._compile_graph = kernels.compiler_available()
+        chains = (cfg.n_chains or batch_size) if cfg.persistent else batch_size
+        if cfg.persistent:
+            self.chains = self.sampler.init_state(rbm, chains, seed)
+        if self._fuse(rbm, batch_size + chains):
+            self.chains = CounterChains(self.chains.v if cfg.persistent else None, seed)
+
+    def _fuse(self, rbm: RBMBase, rows: int) -> bool:
+        """Whether steps run as one compiled graph (:mod:`genphys.training.fused_cd`)."""
+        cfg = self.config
+        if cfg.compile is True:
+            if not isinstance(rbm, BernoulliRBM):
+                raise GenphysError(f"compile=True needs a BernoulliRBM, got {type(rbm).__name__}")
+            return True
+        return (
+            cfg.compile == "auto"
+            and cfg.sampler == "gibbs"
+            and not cfg.reuse_hidden
+            and isinstance(rbm, BernoulliRBM)
+            and rbm.weight.device.type == "cpu"
+            and rbm.weight.dtype in (torch.float32, torch.float64)
+            and cfg.k * rows * rbm.n_visible * rbm.n_hidden >= FUSE_MIN_WORK
+            and kernels.compiler_available()
+        )
 
     def step(self, ctx: StepContext, batch: Tensor) -> dict[str, Tensor]:
         model = as_rbm(ctx.model)
         n = batch.shape[0]
+        if isinstance(self.chains, CounterChains):  # one compiled graph
+            assert isinstance(model, BernoulliRBM)
+            m = n if self.chains.v is None else self.chains.v.shape[0]
+            coef = self._coefficients(n, m, batch)
+            grads, x, pre = fused_step(
+                model, batch, self.chains, coef, self.config.k, self._compile_graph
+            )
+            metrics = {}
+            if ctx.measure:
+                with torch.no_grad():
+                    metrics["free_energy_gap"] = model.free_energy(x, hidden_input=pre) @ coef
+            ctx.apply_gradients("model", grads)
+            return metrics
         if isinstance(self.chains, GibbsState):  # persistent Gibbs chains: no allocations
             x = self._joint_batch(batch)  # rows n: are the chains, advanced in place
             self.sampler.sample_(model, self.chains)
@@ -222,11 +278,17 @@ class ContrastiveDivergence(Objective):
         return {f"chains.{k}": v for k, v in self.chains.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        if self.config.persistent:
-            sub = {k.removeprefix("chains."): v for k, v in state.items()}
-            device = self.chains.v.device if self.chains is not None else "cpu"
+        """Restore the chains, and with them the mode the checkpoint was written in (fused or
+        not), so that a resumed run continues exactly."""
+        sub = {k.removeprefix("chains."): v for k, v in state.items()}
+        device = self.chains.v.device if getattr(self.chains, "v", None) is not None else "cpu"
+        if "counter" in sub:  # written by fused steps
+            self.chains = CounterChains.from_state_dict(sub, device)
+        elif self.config.persistent:
             cls = TemperingState if self.config.sampler == "tempering" else GibbsState
             self.chains = cls.from_state_dict(sub, device)
+        else:  # CD written by eager steps
+            self.chains = None
 
 
 def build_objective(name: str, config: dict[str, Any] | None = None) -> Objective:

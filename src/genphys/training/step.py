@@ -46,7 +46,9 @@ class StepContext:
 
         ``grads`` maps parameter names of ``ctx.model`` to gradients. Under DDP they are
         averaged over processes here (what DDP's hooks do for :meth:`update`); a non-finite
-        gradient stops training (NaN guard).
+        gradient stops training (NaN guard). Plain SGD (no momentum, weight decay or
+        clipping) is applied here as ``p -= lr g``, bit for bit what ``torch.optim.SGD``
+        does, without calling the optimizer's ``step`` (so its step hooks do not run).
         """
         t = self._trainer
         grads = average_over_processes(grads, t.world_size)
@@ -57,9 +59,27 @@ class StepContext:
             finite = bool(torch.isfinite(torch.stack([grads[k].sum() for k in names])).all())
         if not finite:
             raise TrainingDiverged(f"the {group} gradient became non-finite")
+        opt = t.optimizers[group]
+        if self._plain_sgd(opt):  # p -= lr g, as SGD's step does, without ~0.15 ms of Python
+            with torch.no_grad():
+                torch._foreach_add_(
+                    [self._params[k] for k in names],
+                    [grads[k] for k in names],
+                    alpha=-opt.param_groups[0]["lr"],
+                )
+            opt._opt_called = True  # type: ignore[attr-defined]  # what the LR scheduler checks
+            return
         for k in names:
             self._params[k].grad = grads[k]
         self._clip_and_step(group)
+
+    def _plain_sgd(self, opt: torch.optim.Optimizer) -> bool:
+        """Whether ``opt`` is SGD without momentum, weight decay or clipping (one group)."""
+        if type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
+            return False
+        g = opt.param_groups[0]
+        plain = g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"]
+        return plain and self._trainer.config.grad_clip is None
 
     def update(self, group: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included).
