@@ -349,3 +349,19 @@ def test_a_run_on_a_relative_data_path_works_from_anywhere(
     code, out, err = cli("evaluate", work / "run", "--json")
     assert code == 0, err
     assert json.loads(out)["n_examples"] == 20  # the run's own validation split
+
+
+def test_compile_switch_and_config(tmp_path: Path, cli) -> None:
+    code, _, err = cli("train", "rbm", *QUICK, "--no-compile", "--out", tmp_path / "eager")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "eager" / "config.json").read_text())
+    assert saved["objective"]["config"]["compile"] is False
+    cfg = tmp_path / "fused.yaml"
+    cfg.write_text("objective:\n  config:\n    compile: true\n")
+    code, _, err = cli("train", "rbm", *QUICK, "--config", cfg, "--out", tmp_path / "fused")
+    assert code == 0, err
+    ckpt = io.checkpoint_dirs(tmp_path / "fused")[-1]
+    rank = io.read_checkpoint_state(ckpt)["ranks"][0]
+    assert {"objective.chains.seed", "objective.chains.counter"} <= set(rank)
+    line = one_line_error(*code_and_err(cli("train", "vae", "--no-compile", "--out", tmp_path)))
+    assert "compile" in line

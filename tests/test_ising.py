@@ -195,22 +195,41 @@ def test_jackknife_errors_of_independent_gaussians() -> None:
     assert est["energy"].tau is not None and est["energy"].tau < 1.3
 
 
-def test_jackknife_warns_when_blocks_must_be_shorter_than_two_tau() -> None:
-    rng = np.random.default_rng(1)
-    noise = rng.normal(size=4000)
-    x = np.zeros(4000)
-    for i in range(1, 4000):  # AR(1) with phi = 0.95: tau = (1 + phi) / (1 - phi) = 39
-        x[i] = 0.95 * x[i - 1] + noise[i]
+def _ar1(phi: float, n: int, chains: int = 1, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(n, chains))
+    x = np.zeros((n, chains))
+    x[0] = noise[0] / math.sqrt(1 - phi * phi)  # stationary start
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + noise[i]
+    return x
+
+
+def test_jackknife_warns_when_blocks_must_be_shorter_than_five_tau() -> None:
+    x = _ar1(0.95, 8000)[:, 0]  # tau = (1 + phi) / (1 - phi) = 39
     with pytest.warns(UserWarning, match="errors are underestimated"):
-        thermodynamics(-1.5 + 0.01 * x[:400], 0.5 + 0.01 * x[:400], L=8, T=2.0)
+        thermodynamics(-1.5 + 0.01 * x[:4000], 0.5 + 0.01 * x[:4000], L=8, T=2.0)
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # 4,000 samples: blocks of 2 tau and 20+ units
+        warnings.simplefilter("error")  # 8,000 samples: 20 blocks of over 5 tau
         est = thermodynamics(-1.5 + 0.01 * x, 0.5 + 0.01 * x, L=8, T=2.0)
-        white = noise[:30]  # 30 independent samples: blocks of one are exact, no warning
+        white = np.random.default_rng(2).normal(size=30)  # independent: blocks of one
         thermodynamics(-1.5 + 0.01 * white, 0.5 + 0.01 * white, L=8, T=2.0, independent=True)
     assert est["energy"].tau is not None and 20 < est["energy"].tau < 60
+
+
+def test_chains_too_short_for_tau_are_whole_jackknife_units() -> None:
+    """100 chains of 30 steps with tau = 39: each chain is one unit, so the energy's error is
+    the standard error of the chain means (samples taken as independent: 3x too small)."""
+    x = _ar1(0.95, 30, 100, seed=3)
+    e = -1.5 + 0.01 * x
+    est = thermodynamics(e, 0.5 + 0.01 * x, L=8, T=2.0)
+    means = e.mean(0)
+    assert est["energy"].tau is None
+    assert est["energy"].stderr == pytest.approx(means.std(ddof=1) / 10, rel=1e-9)
+    with pytest.warns(UserWarning, match="too short"):  # one chain: nothing better to do
+        thermodynamics(e[:, 0], 0.5 + 0.01 * x[:, 0], L=8, T=2.0)
 
 
 def test_bad_input_errors() -> None:

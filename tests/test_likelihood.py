@@ -112,6 +112,13 @@ def test_integrated_autocorrelation_time_of_ar1(rho):
     assert integrated_autocorrelation_time(x[:, 0]) == pytest.approx(exact, rel=8 * rel_sd)
 
 
+def test_tau_of_many_short_chains_is_not_biased_low():
+    """200 chains of 10 tau: about each chain's own mean tau came out near half (10 of 19)."""
+    x = ar1(0.9, 200, 200, seed=4)  # tau = 19
+    rel_sd = math.sqrt(2 * (2 * 5 * 19 + 1) / x.size)  # about 10%
+    assert integrated_autocorrelation_time(x) == pytest.approx(19.0, rel=3 * rel_sd)
+
+
 @pytest.mark.parametrize("estimator", [mcmc_estimate, binning_error])
 def test_mcmc_standard_errors_match_spread_of_independent_chains(estimator):
     rho, chains = 0.9, 300

@@ -101,6 +101,7 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
 SWITCHES = {
     "pcd": ("objective", "persistent", True, "persistent chains (PCD)"),
     "cd": ("objective", "persistent", False, "chains restart at the data (CD)"),
+    "no_compile": ("objective", "compile", False, "eager CD steps, no torch.compile (rbm)"),
     "learn_sigma": ("model", "learn_sigma", True, "learn the visible / output std (grbm, vae)"),
     "periodic": ("model", "periodic", True, "circular padding for spins on a torus (conv, dcgan)"),
     "no_progress": ("trainer", "progress", False, "no progress bar"),

@@ -106,7 +106,8 @@ class AISResult:
         log_z_base: :math:`\log Z_A` of the factorised base distribution (exact).
         log_weights: the M importance log weights :math:`\log w_m` (float64, CPU).
         lower: :math:`\log Z_A + \log(\bar w - 3\,\hat\sigma_{\bar w})` (``-inf`` when negative).
-        upper: :math:`\log Z_A + \log(\bar w + 3\,\hat\sigma_{\bar w})`; S&M's ±3 s.d. bounds.
+        upper: :math:`\log Z_A + \log(\bar w + 3\,\hat\sigma_{\bar w})`; S&M's ±3 s.d. bounds
+            (-inf and +inf with one chain).
         ess: effective sample size :math:`(\sum w)^2/\sum w^2` (between 1 and M).
         base_bias: the visible bias of the base distribution that was used.
         betas: the inverse temperatures, from 0 to 1.
@@ -226,15 +227,20 @@ def ais_log_partition(
     log_z = Estimate(log_z_base + ratio.value, ratio.stderr, n=n_chains)
     w = torch.exp(log_w - log_w.max())
     mean_w = float(w.mean())
-    sd_mean = float(w.std()) / math.sqrt(n_chains) if n_chains > 1 else 0.0
     shift = log_z_base + float(log_w.max())
-    low = mean_w - 3 * sd_mean
+    if n_chains > 1:
+        sd_mean = float(w.std()) / math.sqrt(n_chains)
+        low, high = mean_w - 3 * sd_mean, mean_w + 3 * sd_mean
+        lower = shift + math.log(low) if low > 0 else -math.inf
+        upper = shift + math.log(high)
+    else:  # one chain: no spread to bound it by
+        lower, upper = -math.inf, math.inf
     return AISResult(
         log_z=log_z,
         log_z_base=log_z_base,
         log_weights=log_w,
-        lower=shift + math.log(low) if low > 0 else -math.inf,
-        upper=shift + math.log(mean_w + 3 * sd_mean),
+        lower=lower,
+        upper=upper,
         ess=float(w.sum() ** 2 / (w**2).sum()),
         base_bias=base.cpu(),
         betas=betas,
@@ -258,7 +264,6 @@ def average_log_likelihood(
     x = _batch(model, data, "data")
     with torch.no_grad():
         neg_f = torch.cat([-model.free_energy(b) for b in x.split(2**14)])
-    per_example = mean_estimate(neg_f)
-    se_data = per_example.stderr if per_example.n and per_example.n > 1 else 0.0
-    stderr = math.hypot(se_data, lz.stderr)
+    per_example = mean_estimate(neg_f)  # one example: NaN error, which propagates
+    stderr = math.hypot(per_example.stderr, lz.stderr)
     return Estimate(per_example.value - lz.value, stderr, n=per_example.n)

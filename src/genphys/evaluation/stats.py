@@ -125,14 +125,17 @@ def _as_chains(x: ArrayLike) -> np.ndarray:
 def autocorrelation(x: ArrayLike) -> np.ndarray:
     r"""Normalised autocorrelation :math:`\rho(t)`, :math:`t = 0..T-1`, averaged over chains.
 
-    Computed by FFT (zero-padded, so not circular) from each chain's autocovariance about its
-    own mean, :math:`C(t) = \frac1T\sum_s (x_s-\bar x)(x_{s+t}-\bar x)`; the chains'
-    autocovariances are averaged, then divided by :math:`C(0)`. A constant chain gives
+    Computed by FFT (zero-padded, so not circular) from each chain's autocovariance about the
+    mean of all chains, :math:`C(t) = \frac1T\sum_s (x_s-\bar x)(x_{s+t}-\bar x)`; the
+    chains' autocovariances are averaged, then divided by :math:`C(0)`. (About each chain's
+    own mean, every chain's autocovariances would sum to zero, which biases :math:`\tau` low
+    by about :math:`\tau/T` per lag: by half for chains of 10 tau. Chains that disagree in
+    their means show as long correlations, as they should.) A constant chain gives
     :math:`\rho = (1, 0, 0, \dots)`.
     """
     a = _as_chains(x)
     t = a.shape[0]
-    d = a - a.mean(0)
+    d = a - a.mean()
     size = 1 << (2 * t - 1).bit_length()
     f = np.fft.rfft(d, n=size, axis=0)
     acov = np.fft.irfft(f * np.conj(f), n=size, axis=0)[:t].mean(1) / t

@@ -182,7 +182,7 @@ def equilibrate(
     while True:
         e, m = sampler.run(state, pilot)
         done += pilot
-        tau_e, tau_m = _tau(e), _tau(np.abs(m))
+        tau_e, tau_m = _tau(e) or 1.0, _tau(np.abs(m)) or 1.0  # None: under 32 sweeps
         tau = max(tau_e, tau_m)
         if burn_in is not None or (pilot >= 50 * tau and done >= 20 * tau) or done >= max_sweeps:
             return done, tau_e, tau_m

@@ -73,11 +73,18 @@ def _series(x: Any, what: str) -> np.ndarray:
     return a
 
 
-def _tau(a: np.ndarray) -> float:
-    """Integrated autocorrelation time, or 1 when the series is too short to measure it."""
-    if a.shape[0] < 32 or np.ptp(a) == 0:
+def _tau(a: np.ndarray) -> float | None:
+    """Integrated autocorrelation time; None when the series is too short to measure it."""
+    if np.ptp(a) == 0:
         return 1.0
+    if a.shape[0] < 32:
+        return None
     return max(1.0, integrated_autocorrelation_time(a))
+
+
+#: jackknife blocks span this many autocorrelation times: neighbouring block means are then
+#: nearly independent (their correlation shrinks the variance by about tau / block)
+BLOCK_TAUS = 10
 
 
 def thermodynamics(
@@ -97,9 +104,12 @@ def thermodynamics(
         T: temperature.
         independent: treat the samples as independent (tau = 1; e.g. a VAE's or GAN's
             samples) instead of measuring autocorrelation times along axis 0.
-        min_units: the least number of jackknife units; blocks are shortened (down to one
-            sample) to keep at least this many, with a warning when that makes them shorter
-            than 2 tau (the errors are then too small).
+        min_units: the least number of jackknife units. A unit is a block of
+            :data:`BLOCK_TAUS` autocorrelation times of one chain, or a whole chain when the
+            chains are shorter; blocks are shortened (down to one sample) to keep at least
+            this many units, with a warning when that makes them shorter than 5 tau (the
+            errors are then too small). Chains too short (< 32 steps) to measure tau are
+            each one unit, or, for a single chain, taken as independent with a warning.
 
     Returns:
         ``{name: Estimate}`` for :data:`OBSERVABLES` and ``m2``; energy and |m| carry their
@@ -111,17 +121,28 @@ def thermodynamics(
         raise GenphysError(f"energy {e.shape} and magnetization {m.shape} differ in shape")
     if not (T > 0 and L >= 1):
         raise GenphysError(f"need T > 0 and L >= 1, got T={T}, L={L}")
-    taus = (1.0, 1.0) if independent else (_tau(e), _tau(m))
     n_t, n_chains = e.shape
-    wanted = max(1, math.ceil(2 * max(taus)))
-    block = min(wanted, max(1, n_t * n_chains // min_units))
-    if not independent and 2 * max(taus) > block + 1:  # too short blocks: too small errors
-        warnings.warn(
-            f"series of {n_t} x {n_chains} samples with tau = {max(taus):.1f}: jackknife "
-            f"blocks shortened to {block} (from {wanted}) to keep {min_units} units; the "
-            "errors are underestimated, take longer series",
-            stacklevel=2,
-        )
+    taus: tuple[float | None, float | None] = (1.0, 1.0) if independent else (_tau(e), _tau(m))
+    if taus[0] is None or taus[1] is None:  # too short to measure tau: whole chains are units
+        taus = (None, None)
+        block = n_t if n_chains >= 2 else 1
+        if n_chains < 2:
+            warnings.warn(
+                f"a single series of {n_t} samples is too short to measure its "
+                "autocorrelation time; the errors assume independent samples",
+                stacklevel=2,
+            )
+    else:
+        tau = max(taus[0], taus[1])
+        wanted = min(max(1, math.ceil(BLOCK_TAUS * tau)), n_t)  # a whole chain at most
+        block = min(wanted, max(1, n_t * n_chains // min_units))
+        if not independent and block < n_t and block < 5 * tau:  # too small errors
+            warnings.warn(
+                f"series of {n_t} x {n_chains} samples with tau = {tau:.1f}: jackknife blocks "
+                f"shortened to {block} (from {wanted}) to keep {min_units} units; the errors "
+                "are underestimated, take longer series",
+                stacklevel=2,
+            )
     n_blocks = n_t // block
     if n_blocks * n_chains < 2:
         raise GenphysError(f"too few samples for errors: {n_t} x {n_chains} with block {block}")
@@ -158,8 +179,8 @@ def thermodynamics(
         mean_jack = float(f_jack.mean())
         value = n_units * f_all - (n_units - 1) * mean_jack
         err = math.sqrt((n_units - 1) / n_units * float(((f_jack - mean_jack) ** 2).sum()))
-        tau = {"energy": taus[0], "abs_magnetization": taus[1]}.get(name)
-        out[name] = Estimate(value, err, n=int(e.size), tau=tau)
+        tau_of = {"energy": taus[0], "abs_magnetization": taus[1]}.get(name)
+        out[name] = Estimate(value, err, n=int(e.size), tau=tau_of)
     return out
 
 
