@@ -183,6 +183,22 @@ def test_metropolis_histogram_matches_psi_squared(complex_: bool) -> None:
     assert 0.2 < float(chains.acceptance().mean()) < 1 and chains.steps == 30
 
 
+def test_global_flips_cross_between_mirror_image_peaks() -> None:
+    """A sharply two-peaked state (the top configuration holds 73% of |psi|^2): single flips
+    alone left half of the chains in the mirror peak (44.7% on the top configuration)."""
+    n = 8
+    psi = RBMSpinState(n, n, seed=1, init_std=0.5)
+    chains = init_chains(n, 2000, seed=3)
+    for _ in range(300):
+        metropolis_sweep(psi, chains)
+    index = ((1 - chains.spins) / 2).long() @ (1 << torch.arange(n))
+    observed = torch.bincount(index, minlength=1 << n).double() / 2000
+    p = torch.softmax(2 * psi.log_psi(all_configurations(n)).real, 0)
+    for k in torch.argsort(p, descending=True)[:4]:
+        sd = float((p[k] * (1 - p[k]) / 2000).sqrt())
+        assert abs(float(observed[k] - p[k])) < 4 * sd, (int(k), float(observed[k]), float(p[k]))
+
+
 def test_chains_are_reproducible_and_resumable() -> None:
     psi = RBMSpinState(7, 7, seed=8, init_std=0.3)
     a, b = init_chains(7, 32, seed=9), init_chains(7, 32, seed=9)
@@ -320,9 +336,21 @@ def test_cli_text_output_uses_free_fermions_beyond_16_spins(
         (["--system", "tfim", "--jastrow"], "--jastrow applies to --system trap"),
         (["--spins", "8"], "--spins applies to --system tfim"),
         (["--coupling", "2"], "--coupling applies to --system tfim"),
+        (["--coupling", "0"], "--coupling applies to --system tfim"),  # 0 == False
+        (["--system", "tfim", "--omega", "0"], "--omega applies to --system trap"),
     ],
 )
 def test_bad_input_is_one_line_genphys_error(argv: list[str], message: str) -> None:
     with pytest.raises(GenphysError, match=message) as info:
         vmc(_cli(*argv))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("system", ["trap", "tfim"])
+def test_singular_sr_matrix_is_one_clear_line(system: str) -> None:
+    """Identical hidden units (init_std 0) and no diagonal shift make S singular."""
+    args = _cli("--system", system, "--init-std", "0", "--diag-shift", "0", "--iterations", "2",
+                "--samples", "256", "--final-samples", "256", "--walkers", "16")  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="singular") as info:
+        vmc(args)
     assert "\n" not in str(info.value)

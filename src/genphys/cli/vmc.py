@@ -67,8 +67,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "only with --out. The ansatz is symmetric: exact for two electrons (the singlet), "
         "bosonic-like for more. With --system tfim: the spin RBM state of the periodic "
         "transverse-field Ising chain H = -J sum sz_i sz_i+1 - Gamma sum sx_i, sampled by "
-        "single-spin-flip Metropolis, beside the exact ground-state energy (exact "
-        "diagonalization for N <= 16, free fermions beyond).",
+        "single-spin-flip Metropolis with a global flip per sweep, beside the exact "
+        "ground-state energy (exact diagonalization for N <= 16, free fermions beyond).",
     )
     p.add_argument(
         "--system",
@@ -131,7 +131,8 @@ def vmc(args: argparse.Namespace) -> int:
         raise GenphysError(f"unknown system {system!r}; choose one of {', '.join(_SYSTEMS)}")
     other, foreign = ("trap", _TRAP_ONLY) if system == "tfim" else ("tfim", tuple(_TFIM_FLAGS))
     for flag in foreign:
-        if getattr(args, flag, None) not in (None, False):
+        value = getattr(args, flag, None)
+        if value is not None and value is not False:  # 0 is a value given (0 == False)
             raise GenphysError(f"--{flag} applies to --system {other} only")
     if getattr(args, "out", None):
         check_output_dir(args.out)

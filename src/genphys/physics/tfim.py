@@ -17,9 +17,10 @@ r"""The 1-D transverse-field Ising model: exact energies and an RBM state by var
   :math:`\psi(s) = e^{\sum_i a_i s_i}\prod_j 2\cosh(b_j + \sum_i W_{ij}s_i)`, real or complex
   parameters, with closed-form :math:`O_k = \partial\ln\psi/\partial\theta_k`.
 * **VMC** (:func:`local_energy`, :func:`metropolis_sweep`, :func:`optimize_tfim`): local
-  energies with every single-spin flip at once, single-spin-flip Metropolis over many chains
-  (:class:`SpinChains`), and the energy minimised by SGD, Adam or stochastic reconfiguration,
-  with the estimates (blocking errors) and records of :mod:`genphys.physics.vmc`.
+  energies with every single-spin flip at once, single-spin-flip Metropolis (with one global
+  flip per sweep) over many chains (:class:`SpinChains`), and the energy minimised by SGD,
+  Adam or stochastic reconfiguration, with the estimates (blocking errors) and records of
+  :mod:`genphys.physics.vmc`.
 """
 
 from __future__ import annotations
@@ -233,8 +234,11 @@ def init_chains(N: int, chains: int, seed: int = 0) -> SpinChains:
 
 
 def metropolis_sweep(psi: RBMSpinState, chains: SpinChains) -> None:
-    """``N`` single-spin-flip proposals per chain (a random site each), accepted with
-    probability :math:`\\min(1, |\\psi(s')/\\psi(s)|^2)`; the spins change in place."""
+    """``N`` single-spin-flip proposals per chain (a random site each), then one flip of
+    every spin, each accepted with probability :math:`\\min(1, |\\psi(s')/\\psi(s)|^2)`; the
+    spins change in place. Single flips cannot cross between a state's mirror-image peaks
+    (ordered phases), the global flip can: both proposals are symmetric, so each step keeps
+    :math:`|\\psi|^2` invariant. ``chains.accepted`` counts the single flips."""
     s, g = chains.spins, chains.generator
     rows = torch.arange(chains.chains)
     theta = psi._theta(s)
@@ -251,6 +255,9 @@ def metropolis_sweep(psi: RBMSpinState, chains: SpinChains) -> None:
         theta = torch.where(ok[:, None], new, theta)
         lc = torch.where(ok[:, None], new_lc, lc)
         chains.accepted += ok
+    flip = 2 * (psi.log_psi(-s) - psi.log_psi(s)).real  # log |psi(-s) / psi(s)|^2
+    ok = flip + torch.empty(chains.chains, dtype=DTYPE).exponential_(generator=g) > 0
+    s.mul_(torch.where(ok, -1.0, 1.0).to(s.dtype)[:, None])
     chains.steps += 1
 
 

@@ -48,16 +48,19 @@ def energy_estimate(local_energy: Tensor) -> Estimate:
     r"""Mean of ``(T, W)`` local energies with its standard error.
 
     The walkers are independent, so the walker-averaged series is blocked
-    (:func:`~genphys.evaluation.stats.binning_error`). The error is floored at the naive
-    :math:`\sigma/\sqrt{TW}`: a positively correlated chain never has less, and blocking a short
-    series (the few steps of one optimisation iteration) can return much less by chance.
-    ``tau`` is the variance inflation :math:`TW\,\mathrm{se}^2/\sigma^2`.
+    (:func:`~genphys.evaluation.stats.binning_error`), and with 8 or more walkers the spread
+    of the walkers' own means gives a second error, right however short the series (blocking
+    a series not much longer than its autocorrelation time underestimates). The larger is
+    reported, floored at the naive :math:`\sigma/\sqrt{TW}`: a positively correlated chain
+    never has less. ``tau`` is the variance inflation :math:`TW\,\mathrm{se}^2/\sigma^2`.
     """
     if local_energy.ndim != 2 or local_energy.shape[0] < 4:
         raise GenphysError(f"need local energies (steps >= 4, walkers), got {local_energy.shape}")
-    n = local_energy.numel()
+    n, walkers = local_energy.numel(), local_energy.shape[1]
     var = float(local_energy.var()) if n > 1 else 0.0
     se = max(binning_error(local_energy.mean(1)).stderr, math.sqrt(var / n))
+    if walkers >= 8:  # independent walkers: the standard error of their means
+        se = max(se, float(local_energy.mean(0).std()) / math.sqrt(walkers))
     return Estimate(float(local_energy.mean()), se, n=n, tau=n * se**2 / var if var > 0 else 1.0)
 
 
@@ -121,7 +124,13 @@ class ParameterUpdate:
             return -self.lr * self.m / (1 - 0.9 ** (it + 1)) * v_hat.rsqrt(), grad
         eye = torch.eye(o.shape[1], dtype=self.dtype)
         s = oc.conj().T @ oc / e.numel() + self.diag_shift * eye
-        return -self.lr * torch.linalg.solve(s, force), grad
+        try:
+            return -self.lr * torch.linalg.solve(s, force), grad
+        except torch.linalg.LinAlgError:  # e.g. parameters without effect and no shift
+            raise TrainingDiverged(
+                f"the SR matrix S is singular at iteration {it}: some parameters do not change "
+                f"the samples' log psi; use a diag_shift > 0 (now {self.diag_shift})"
+            ) from None
 
 
 def optimize(
