@@ -222,6 +222,14 @@ def test_pacgan_judges_packs() -> None:
         gan(torch.zeros(6, 4))
 
 
+def test_pacgan_validates_on_whole_packs() -> None:
+    """300 held-out examples in packs of 7: d is judged on the first 294 (it used to raise)."""
+    gan = GAN(n_features=2, hidden=(8,), pack=7, output="identity")
+    metrics = Adversarial().validate(gan, torch.randn(300, 2))
+    assert set(metrics) == {"d_real", "d_fake"} and all(0 < v < 1 for v in metrics.values())
+    assert Adversarial().validate(gan, torch.randn(6, 2)) == {}
+
+
 def test_data_outside_the_output_range_is_refused() -> None:
     gan = GAN(n_features=4, hidden=(3,))
     with pytest.raises(GenphysError, match=r"outside \[-1, 1\].*symmetric"):

@@ -105,3 +105,19 @@ def test_classifier_and_metrics_through_the_cli(tmp_path: Path, cli) -> None:
     assert "no packaged classifier" in line
     one_line_error(*code_and_err(cli("evaluate", vae_run, "--metric", "modes")))
     one_line_error(*code_and_err(cli("evaluate", clf_run, "--metric", "mmd")))
+
+
+def test_real_vs_real_floor_never_compares_the_reference_with_itself(tmp_path: Path, cli) -> None:
+    """Evaluated on its training data (no validation split), the floor pairs two disjoint
+    halves: the reference against itself gave MMD^2 = 0 exactly, with no error."""
+    run = tmp_path / "gan"
+    args = ("--epochs", "1", "--val-fraction", "0", "--limit", "400", "--no-progress")
+    code, _, err = cli("train", "gan", *args, "--out", run)
+    assert code == 0, err
+    code, out, err = cli("evaluate", run, "--metric", "mmd", "--n-samples", "1000", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["data"] == "training" and report["n_samples"] == 200  # half of 400
+    floor = report["mmd"]["real_vs_real"]
+    assert floor["value"] != 0 and floor["stderr"] > 0
+    assert abs(floor["value"]) < 4 * floor["stderr"]  # two halves of one distribution

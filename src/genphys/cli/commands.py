@@ -184,9 +184,11 @@ def _latent_metrics(model: Any, x: torch.Tensor, args: argparse.Namespace) -> di
 
 
 def _quality_metrics(
-    model: Any, x: torch.Tensor, cfg: dict[str, Any], args: argparse.Namespace
+    model: Any, x: torch.Tensor, cfg: dict[str, Any], args: argparse.Namespace, split: str
 ) -> dict[str, Any]:
-    """--metric: samples against the evaluation data, beside training data against it."""
+    """--metric: samples against the evaluation data, beside real data against it: the
+    training data against the validation split, else (the evaluation data may be training
+    data) one half of the evaluation data against the other."""
     from genphys.data import DataConfig, prepare_data
     from genphys.data.toy import RING_STD, ring_centers
     from genphys.evaluation.sample_quality import load_classifier, quality_report
@@ -199,9 +201,15 @@ def _quality_metrics(
         args.steps = 256 if isinstance(model, EBM) else 1000
     if args.n_samples < 3 or args.steps < 1:
         raise GenphysError("--n-samples must be >= 3 and --steps >= 1")
-    data = prepare_data(DataConfig.from_dict(cfg["data"]))
-    n = min(args.n_samples, len(x), len(data.train))
-    real = data.batch_transform(data.train[:n], torch.Generator().manual_seed(args.seed + 1))
+    if split == "validation":
+        data = prepare_data(DataConfig.from_dict(cfg["data"]))
+        n = min(args.n_samples, len(x), len(data.train))
+        real = data.batch_transform(data.train[:n], torch.Generator().manual_seed(args.seed + 1))
+    else:  # never the reference against itself
+        n = min(args.n_samples, len(x) // 2)
+        real = x[n : 2 * n]
+    if n < 3:
+        raise GenphysError(f"too few evaluation examples ({len(x)}) for sample-quality metrics")
     langevin = cfg.get("objective", {}).get("config")
     samples = sample_model(model, n, args.seed, args.steps, False, langevin)
     reference = x[:n]
@@ -270,7 +278,7 @@ def evaluate(args: argparse.Namespace) -> int:
             args.metric = ["modes", "mmd"] if name == "ring" else ["mmd"]
             if name in ("mnist", "fashion-mnist") or args.classifier:
                 args.metric += ["fid", "is"]
-        metrics.update(_quality_metrics(model, x, cfg, args))
+        metrics.update(_quality_metrics(model, x, cfg, args, split))
     elif isinstance(model, RBMBase):
         metrics.update(_rbm_metrics(model, x, args))
     else:

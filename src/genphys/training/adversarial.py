@@ -120,9 +120,13 @@ class Adversarial(Objective):
     @torch.no_grad()
     def validate(self, model: nn.Module, data: Any) -> dict[str, float]:
         """Mean d(x) (critic value for WGAN-GP) on held-out data and on as many samples from
-        fixed noise, in eval mode."""
+        fixed noise, in eval mode: up to 2,048 examples, a whole number of packs (none when
+        the held-out set is smaller than one pack)."""
         gan = as_gan(model)
-        x = data[:2048]
+        pack = gan.config.pack
+        x = data[: min(len(data), 2048) // pack * pack]
+        if not len(x):
+            return {}
         g = torch.Generator(device=x.device).manual_seed(0)
         fake = gan.generate(gan.noise(len(x), g))
         squash = (lambda t: t) if gan.config.loss == "wgan_gp" else torch.sigmoid
