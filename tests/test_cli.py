@@ -63,6 +63,14 @@ def test_sample_and_evaluate_from_the_run_directory_alone(run_dir: Path, cli) ->
     assert diff < 0.1 and diff < 3 * ais["log_z"]["stderr"] + 1e-3
 
 
+def test_sample_out_must_be_a_png_file(run_dir: Path, tmp_path: Path, cli) -> None:
+    for out in (tmp_path / "x.npz", tmp_path / "noext", tmp_path, tmp_path / "no" / "x.png"):
+        line = one_line_error(*code_and_err(cli("sample", run_dir, "--out", out)))
+        assert "--out" in line, line
+    code, _, err = cli("sample", run_dir, "--n", "4", "--steps", "2", "--out", tmp_path / "s.png")
+    assert code == 0 and (tmp_path / "s.png").is_file() and (tmp_path / "s.npz").is_file(), err
+
+
 def test_config_file_with_flag_override(tmp_path: Path, cli) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  config:\n    n_hidden: 5\ntrainer:\n  epochs: 1\n  lr: 0.01\n")
@@ -139,7 +147,9 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
     line = one_line_error(
         *code_and_err(cli("train", "rbm", "--seed", "-1", "--out", tmp_path / "a"))
     )
-    assert "seed must be >= 0" in line
+    assert "seed must be in [0, 2^63)" in line
+    line = one_line_error(*code_and_err(cli("train", "rbm", "--seed", str(2**70))))
+    assert "seed" in line
     for betas in ("1,2", "0.5,1.0", "-0.1,0.9"):  # torch would raise deep inside Adam
         line = one_line_error(
             *code_and_err(
@@ -160,6 +170,28 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
     assert "epochz" in one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
     cfg.write_text("trainer: [unclosed\n")
     one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
+    for text, expected in [  # mistakes the audit found passing silently or as tracebacks
+        ("model:\n  configs:\n    n_hidden: 8\n", "configs"),
+        ("objective:\n  foo: 1\n", "foo"),
+        ("family: vae\n", "family 'vae'"),
+        ("trainer:\n  epochs: true\n", "epochs must be int"),
+        ("trainer:\n  lr: true\n", "lr must be float"),
+        ("model:\n  config:\n    n_hidden: true\n", "n_hidden must be int"),
+        ("trainer:\n  optimizer: adam\n  betas: [0.1, 0.2, 0.3]\n", "2 entries"),
+        ("model:\n  config: null\n", "must be a mapping"),
+        ("objective:\n  name: [cd]\n", "unknown objective"),
+        ("trainer:\n  lr: abc\n", "lr must be float"),
+    ]:
+        cfg.write_text(text)
+        line = one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
+        assert expected in line, (text, line)
+    cfg.write_bytes(b"\xff\xfe")
+    assert "UTF-8" in one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
+    cfg.write_text("trainer:\n  lr: 1e-3\n  epochs: 1\n")  # YAML 1.1 reads 1e-3 as a string
+    code, _, err = cli("train", "rbm", "--config", cfg, "--no-progress", "--out", tmp_path / "y")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "y" / "config.json").read_text())
+    assert saved["trainer"]["lr"] == 0.001
     one_line_error(*code_and_err(cli("sample", tmp_path / "no-run")))
     one_line_error(*code_and_err(cli("train", "rbm", "--resume", "--out", tmp_path / "no-run")))
     assert not (tmp_path / "a").exists()
@@ -220,6 +252,14 @@ def test_resume_extends_a_finished_run(run_dir: Path, tmp_path: Path, cli) -> No
     assert json.loads((longer / "config.json").read_text())["trainer"]["epochs"] == 3
     code, _, err = cli("train", "rbm", "--resume", "--hidden", "20", "--out", longer)
     assert "cannot change" in one_line_error(code, err)
+    before = (longer / "config.json").read_text()
+    code, _, err = cli("train", "rbm", "--resume", "--epochs", "1", "--out", longer)
+    assert "--epochs >= 3" in one_line_error(code, err)
+    assert (longer / "config.json").read_text() == before  # still says 3 epochs
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    line = one_line_error(*code_and_err(cli("train", "rbm", *QUICK, "--out", afile)))
+    assert "not a directory" in line
 
 
 def test_real_exit_codes_in_a_subprocess(tmp_path: Path) -> None:
@@ -365,3 +405,23 @@ def test_compile_switch_and_config(tmp_path: Path, cli) -> None:
     assert {"objective.chains.seed", "objective.chains.counter"} <= set(rank)
     line = one_line_error(*code_and_err(cli("train", "vae", "--no-compile", "--out", tmp_path)))
     assert "compile" in line
+
+
+def test_classifier_labels_out_of_range_are_one_line_and_write_nothing(tmp_path: Path, cli) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8)).astype(np.float32)  # images, as the CNN needs
+    for name, y in [("negative", np.arange(64) % 3 - 1), ("huge", np.arange(64) * 10**7)]:
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, x=x, y=y)
+        out = tmp_path / f"run-{name}"
+        line = one_line_error(*code_and_err(cli(
+            "train", "classifier", "--data", path, "--epochs", "1", "--batch-size", "16",
+            "--binarize", "none", "--no-progress", "--out", out)))  # fmt: skip
+        assert "labels" in line and not out.exists(), line
+    cfg = tmp_path / "two.yaml"  # digits have 10 classes
+    cfg.write_text("model:\n  config:\n    n_classes: 2\n")
+    out = tmp_path / "run-two"
+    line = one_line_error(*code_and_err(cli(
+        "train", "classifier", "--config", cfg, "--epochs", "1", "--no-progress",
+        "--out", out)))  # fmt: skip
+    assert "[0, 2)" in line and not out.exists(), line

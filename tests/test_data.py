@@ -380,3 +380,12 @@ def test_prepare_data_rejects_nan_and_out_of_range(tmp_path: Path) -> None:
         prepare_data(DataConfig(name=str(tmp_path / "wide.npy"), binarize="none"))
     kept = prepare_data(DataConfig(name=str(tmp_path / "wide.npy"), binarize="none", scale="none"))
     assert float(kept.train.min()) < 0
+
+
+@pytest.mark.parametrize("binarize", ["static", "dynamic"])
+def test_binarization_needs_values_in_the_unit_interval(tmp_path: Path, binarize: str) -> None:
+    """Spins stored as 0/-1 (or raw 16-bit counts) are refused, not thresholded to zeros."""
+    path = tmp_path / "spins.npy"
+    np.save(path, -(np.arange(40) % 2).reshape(10, 4).astype(np.int8))
+    with pytest.raises(GenphysError, match=r"must lie in \[0, 1\]"):
+        prepare_data(DataConfig(name=str(path), binarize=binarize))

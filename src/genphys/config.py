@@ -31,7 +31,14 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         if value not in args:
             raise GenphysError(f"{name} must be one of {list(args)}, got {value!r}")
         return value
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if hint in (int, float) and isinstance(value, bool):  # True is an int to Python
+        raise GenphysError(f"{name} must be {hint.__name__}, got {value!r}")
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise GenphysError(f"{name} must be float, got {value!r}") from None
+    if hint is float and isinstance(value, (int, float)):
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
@@ -39,6 +46,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise GenphysError(f"{name} must be a list, got {value!r}")
         inner = [a for a in args if a is not Ellipsis]
+        if Ellipsis not in args and len(value) != len(inner):
+            raise GenphysError(f"{name} must have {len(inner)} entries, got {len(value)}")
         return tuple(
             _coerce(v, inner[0] if len(inner) == 1 else inner[i], f"{name}[{i}]")
             for i, v in enumerate(value)
@@ -99,9 +108,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON configuration file into a dict (one clear error if unreadable)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GenphysError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GenphysError(f"config file {path} is not UTF-8 text") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)

@@ -38,6 +38,6 @@ def lookup(table: dict[str, type], name: str, kind: str) -> Any:
     import genphys.models
     import genphys.training  # noqa: F401  (fills OBJECTIVES)
 
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise GenphysError(f"unknown {kind} {name!r}; choose from {sorted(table)}")
     return table[name]

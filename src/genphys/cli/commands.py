@@ -51,6 +51,7 @@ def train(args: argparse.Namespace) -> int:
             raise GenphysError(f"cannot resume: run directory {out} does not exist")
         cfg = load_resume_config(out, flags, args.family)
     else:
+        io.check_output_dir(out)  # before the data are loaded
         user = load_config_file(args.config) if args.config else {}
         cfg = resolve_config(args.family, merge(user, flags))
     trainer, _ = train_run(cfg, out=out, resume=args.resume)
@@ -69,6 +70,16 @@ def train(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
+def _png_path(out: str) -> Path:
+    """``--out`` of sample and plot: a .png file in an existing directory."""
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise GenphysError(f"--out must name a .png file, got {out!r}")
+    if path.is_dir() or not path.parent.is_dir():
+        raise GenphysError(f"--out {out!r}: not a file in an existing directory")
+    return path
+
+
 def sample(args: argparse.Namespace) -> int:
     from genphys.models.ebm import EBM
     from genphys.plotting import save_image_grid, to_display
@@ -78,7 +89,7 @@ def sample(args: argparse.Namespace) -> int:
     if args.n < 1 or args.steps < 1:
         raise GenphysError("--n and --steps must be >= 1")
     model, cfg = io.load_run(args.run_dir)
-    png = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    png = _png_path(args.out) if args.out else Path(args.run_dir) / "samples.png"
     langevin = cfg.get("objective", {}).get("config")
     scale = cfg.get("data", {}).get("scale")
     if args.snapshots:
@@ -238,6 +249,7 @@ def _classifier_metrics(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> 
 
     if y is None:
         raise GenphysError("evaluating a classifier needs labelled data")
+    model.check_labels(y, "evaluation labels")
     model.eval()
     logits = torch.cat([model(b) for b in x.split(2048)])
     loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
@@ -306,7 +318,7 @@ def plot(args: argparse.Namespace) -> int:
     model, cfg = io.load_run(args.run_dir)
     if "data" not in cfg or "image_shape" not in cfg:
         raise GenphysError(f"{args.run_dir}/config.json lacks its data section or image shape")
-    out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
+    out = _png_path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
     if isinstance(model, GAN):
         return _plot_gan(model, cfg, args, out)
     if not hasattr(model, "encode"):

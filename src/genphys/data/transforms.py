@@ -170,7 +170,10 @@ class DataConfig(Config):
             _is_number(self.val_fraction) and 0.0 <= self.val_fraction < 1.0,
             f"val_fraction must be in [0, 1), got {self.val_fraction!r}",
         )
-        check(_is_int(self.seed) and self.seed >= 0, f"seed must be an int >= 0, got {self.seed!r}")
+        check(
+            _is_int(self.seed) and 0 <= self.seed < 2**63,
+            f"seed must be an int in [0, 2^63), got {self.seed!r}",
+        )
         check(
             self.limit is None or (_is_int(self.limit) and self.limit >= 1),
             f"limit must be None or an int >= 1, got {self.limit!r}",
@@ -242,15 +245,16 @@ def prepare_data(
         raise GenphysError(f"data {data.name} is empty (shape {tuple(x.shape)})")
     if not bool(torch.isfinite(x).all()):
         raise GenphysError(f"data {data.name} contains NaN or Inf values")
+    if config.binarize != "none":  # a threshold or probabilities need values in [0, 1]
+        _check_unit(x, f"data {data.name} ({config.binarize} binarisation)")
     if config.binarize == "static":
         x = binarize(x, config.threshold)
-    if config.binarize == "dynamic":
-        _check_unit(x, f"data {data.name} (dynamic binarisation)")
-    elif config.scale == "unit":
-        _check_unit(x, f"data {data.name}", "; set scale='none' to keep values as stored")
-    elif config.scale == "symmetric":
-        _check_unit(x, f"data {data.name}")
-        x = 2.0 * x - 1.0
+    if config.binarize != "dynamic":  # (dynamic: each batch is drawn, then scaled)
+        if config.scale == "unit":
+            _check_unit(x, f"data {data.name}", "; set scale='none' to keep values as stored")
+        elif config.scale == "symmetric":
+            _check_unit(x, f"data {data.name}")
+            x = 2.0 * x - 1.0
 
     n = len(data)
     order = None

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genphys.config import Config, check
+from genphys.errors import GenphysError
 from genphys.models.nets import check_batch
 from genphys.registry import register_model
 
@@ -140,6 +141,17 @@ class Classifier(nn.Module):
         """Raise :class:`GenphysError` unless ``x`` is a non-empty finite (N, C*H*W) batch."""
         shape = self.config.image_shape
         check_batch(x, math.prod(shape), what, shape, "this classifier")
+
+    def check_labels(self, y: Tensor, what: str = "labels") -> None:
+        """Raise :class:`GenphysError` unless ``y`` holds integer classes in [0, n_classes)."""
+        k = self.config.n_classes
+        if y.ndim != 1 or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise GenphysError(f"{what} must be a 1-D array of integer classes, got {y.dtype}")
+        if len(y) and not (int(y.min()) >= 0 and int(y.max()) < k):
+            raise GenphysError(
+                f"{what} must lie in [0, {k}) for this {k}-class classifier, "
+                f"got values in [{int(y.min())}, {int(y.max())}]"
+            )
 
 
 __all__ = ["Classifier", "ClassifierConfig"]

@@ -76,7 +76,7 @@ class TrainerConfig(Config):
         check(self.step_size >= 1, "step_size must be >= 1")
         check(self.metrics_every >= 1, "metrics_every must be >= 1")
         check(self.gamma > 0, "gamma must be > 0")
-        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        check(0 <= self.seed < 2**63, f"seed must be in [0, 2^63), got {self.seed}")
 
 
 def make_optimizer(cfg: TrainerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -116,6 +116,14 @@ def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
     for key in ("model", "objective", "trainer", "data"):
         if key in user and not isinstance(user[key], dict):
             raise GenphysError(f"configuration section {key!r} must be a mapping")
+    for key in ("model", "objective"):  # {name, config}; trainer and data check their own keys
+        extra = sorted(set(user.get(key, {})) - {"name", "config"})
+        if extra:
+            raise GenphysError(f"unknown key(s) {extra} in section {key!r}; expected name, config")
+        if not isinstance(user.get(key, {}).get("config", {}), dict):
+            raise GenphysError(f"{key}.config must be a mapping")
+    if user.get("family", family) != family:
+        raise GenphysError(f"the configuration is for family {user['family']!r}, not {family!r}")
     cfg = merge(FAMILIES[family], {k: v for k, v in user.items() if k != "family"})
     cfg["family"] = family
     # store every setting explicitly, so a resumed run can be checked against all of them
@@ -144,7 +152,12 @@ def build_run(cfg: dict[str, Any], data: PreparedData) -> tuple[torch.nn.Module,
     if "image_shape" in fields and not model_cfg.get("image_shape"):
         model_cfg["image_shape"] = list(data.image_shape)
     if "n_classes" in fields and "n_classes" not in model_cfg and data.labels_train is not None:
-        model_cfg["n_classes"] = max(2, int(data.labels_train.max()) + 1)
+        top = int(data.labels_train.max()) if len(data.labels_train) else 0
+        if top >= 10_000:  # a 10^7-class output layer would not fit in memory
+            raise GenphysError(
+                f"labels go up to {top}: set model.config.n_classes for that many classes"
+            )
+        model_cfg["n_classes"] = max(2, top + 1)
     spec["config"] = cls.Config.from_dict(model_cfg).to_dict()
     model = cls(cls.Config.from_dict(spec["config"]))
     objective = build_objective(cfg["objective"]["name"], cfg["objective"].get("config"))

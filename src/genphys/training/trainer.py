@@ -157,6 +157,11 @@ class Trainer:
             raise GenphysError("the training set is empty")
         if labels is not None and len(labels[0]) != len(train):
             raise GenphysError(f"{len(labels[0])} labels for {len(train)} training examples")
+        check_labels = getattr(self.model, "check_labels", None)
+        if labels is not None and check_labels is not None:  # before anything is written
+            check_labels(labels[0], "training labels")
+            if labels[1] is not None:
+                check_labels(labels[1], "validation labels")
         if cfg.flush_denormal:  # denormal Adam moments slow CPU steps by up to 60%
             flush_denormals()
         self._setup(train, batch_transform)
@@ -392,8 +397,13 @@ class Trainer:
             self.epoch = int(state["epoch"])
             self.batch_in_epoch = int(state["batch_in_epoch"])
             self.global_step = int(state["global_step"])
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as exc:
             raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
+        if self.epoch > self.config.epochs:  # config.json would claim fewer than were done
+            raise GenphysError(
+                f"{self.run_dir} has done {self.epoch} epochs; resume with --epochs >= "
+                f"{self.epoch} (now {self.config.epochs})"
+            )
         self.history = MetricsLog.read(self.run_dir, self.epoch)  # up to the checkpoint
         self._log.rewrite(self.history)
         if self.is_main:  # the run goes on: its old final weights would be stale
