@@ -71,6 +71,19 @@ def test_sample_out_must_be_a_png_file(run_dir: Path, tmp_path: Path, cli) -> No
     assert code == 0 and (tmp_path / "s.png").is_file() and (tmp_path / "s.npz").is_file(), err
 
 
+def test_tampered_run_configuration_is_one_line(run_dir: Path, tmp_path: Path, cli) -> None:
+    import shutil
+
+    for key, value in [("data", 5), ("objective", 5), ("image_shape", [3, 3]),
+                       ("image_shape", "8x8"), ("model", [1])]:  # fmt: skip
+        copy = tmp_path / f"{key}-{value}".replace(" ", "")
+        shutil.copytree(run_dir, copy)
+        cfg = json.loads((copy / "config.json").read_text())
+        (copy / "config.json").write_text(json.dumps({**cfg, key: value}))
+        one_line_error(*code_and_err(cli("sample", copy, "--out", copy / "x.png")))
+        one_line_error(*code_and_err(cli("evaluate", copy)))
+
+
 def test_config_file_with_flag_override(tmp_path: Path, cli) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  config:\n    n_hidden: 5\ntrainer:\n  epochs: 1\n  lr: 0.01\n")

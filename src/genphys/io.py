@@ -277,8 +277,14 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise GenphysError(f"run directory {run_dir} does not exist")
     cfg = read_json(run_dir / CONFIG_FILE)
-    if not isinstance(cfg, dict) or "model" not in cfg:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
         raise GenphysError(f"{run_dir / CONFIG_FILE} is not a genphys run configuration")
+    for key in ("objective", "trainer", "data"):  # absent in older or hand-made runs
+        if not isinstance(cfg.get(key, {}), dict):
+            raise GenphysError(f"{run_dir / CONFIG_FILE}: section {key!r} is not a mapping")
+    shape = cfg.get("image_shape", [])
+    if not (isinstance(shape, list) and all(type(d) is int and d > 0 for d in shape)):
+        raise GenphysError(f"{run_dir / CONFIG_FILE}: image_shape {shape!r} is not a shape")
     return cfg
 
 
@@ -308,5 +314,10 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The trained model of a run directory (in eval mode) and its configuration."""
     cfg = read_run_config(run_dir)
     model = build_model(cfg["model"])
+    settings = cfg["model"].get("config") or {}
+    features = settings.get("n_visible", settings.get("n_features"))
+    shape = cfg.get("image_shape")
+    if shape and isinstance(features, int) and math.prod(shape) != features:
+        raise GenphysError(f"{run_dir}: image_shape {shape} does not hold {features} features")
     load_model_weights(model, model_weights_path(run_dir))
     return model.eval(), cfg

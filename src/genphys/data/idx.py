@@ -82,8 +82,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
         raise _invalid(path, f"unknown dtype code 0x{code:02X} (known: {known})")
-    if ndim == 0:
-        raise _invalid(path, "header declares 0 dimensions")
+    if not 1 <= ndim <= 32:  # numpy's limit is 64; real IDX files have 1 to 4
+        raise _invalid(path, f"header declares {ndim} dimensions")
     offset = 4 + 4 * ndim
     if len(raw) < offset:
         raise _invalid(path, f"header declares {ndim} dimensions but the file ends early")
