@@ -84,6 +84,24 @@ def test_mala_reproduces_an_asymmetric_double_well() -> None:
     assert_close((trace[..., 0] < 0).to(F64), float(np.interp(0.0, grid, cdf)))
 
 
+def test_mala_rejects_proposals_outside_the_support() -> None:
+    """The half-normal (E = x^2/2 for x > 0, +inf elsewhere): KS against it, and its mean
+    sqrt(2/pi); proposals below 0 are rejected, not an error."""
+
+    def half_normal(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x[:, 0] > 0, 0.5 * x[:, 0] ** 2, math.inf)
+
+    sampler = LangevinSampler(step_size=0.3, metropolis=True)
+    state = sampler.init_state(torch.full((1000, 1), 0.5, dtype=F64), seed=4)
+    _, state = sampler.sample(half_normal, state, 300)
+    trace, state = sampler.sample(half_normal, state, snapshots=range(1, 301))
+    assert bool((trace > 0).all()) and 0.3 < state.acceptance_rate < 0.95
+    assert stats.kstest(trace[-1, :, 0].numpy(), stats.halfnorm.cdf).pvalue > 1e-3
+    assert_close(trace[..., 0], math.sqrt(2 / math.pi))
+    with pytest.raises(GenphysError, match="NaN or Inf"):  # the start itself must be inside
+        sampler.sample(half_normal, sampler.init_state(-torch.ones(4, 1, dtype=F64)), 1)
+
+
 def test_ula_bias_is_first_order_in_the_step_size() -> None:
     r"""For E = x^2 / (2 s^2), ULA is the AR(1) recursion x' = (1 - h/s^2) x + sigma w, whose
     stationary variance v solves v = (1 - h/s^2)^2 v + sigma^2:

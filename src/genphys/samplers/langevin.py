@@ -90,11 +90,14 @@ class LangevinState:
             raise GenphysError(f"Langevin state is corrupt or incomplete: {exc}") from None
 
 
-def energy_and_grad(energy: Energy, x: Tensor) -> tuple[Tensor, Tensor]:
+def energy_and_grad(
+    energy: Energy, x: Tensor, allow_infinite: bool = False
+) -> tuple[Tensor, Tensor]:
     r"""Detached :math:`E(x)` of shape (N,) and :math:`\nabla_x E(x)`, checked to be finite.
 
     Only :math:`x` is differentiated (``torch.autograd.grad(..., inputs=x)``): the parameters of
-    an ``nn.Module`` energy keep their ``.grad`` untouched.
+    an ``nn.Module`` energy keep their ``.grad`` untouched. ``allow_infinite`` lets
+    :math:`E = +\infty` through (a MALA proposal outside a target's support, then rejected).
     """
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
@@ -111,7 +114,8 @@ def energy_and_grad(energy: Energy, x: Tensor) -> tuple[Tensor, Tensor]:
     if grad is None:
         raise GenphysError("energy does not depend differentiably on its input x")
     e = e.detach()
-    if not bool(torch.isfinite(e).all()):
+    ok = torch.isfinite(e) | (allow_infinite & (e == math.inf))
+    if not bool(ok.all()):
         raise GenphysError(
             "energy is NaN or Inf on the chains: they diverged (reduce step_size or clamp)"
         )
@@ -251,15 +255,18 @@ class LangevinSampler:
         :math:`\log\alpha = E(x) - E(x') + \log q(x \mid x') - \log q(x' \mid x)`, where
         :math:`\log q(x' \mid x) = -|w|^2/2` and
         :math:`\log q(x \mid x') = -|x - x' + h\nabla E(x')|^2/(2\sigma^2)` (common constants
-        cancel). The uniform of the test is drawn as :math:`-\log u \sim` Exp(1).
+        cancel). The uniform of the test is drawn as :math:`-\log u \sim` Exp(1). A proposal
+        of infinite energy (outside the target's support) is rejected.
         """
         h, sigma = self.step_size, self.noise_scale
-        e_new, grad_new = energy_and_grad(energy, proposal)
+        e_new, grad_new = energy_and_grad(energy, proposal, allow_infinite=True)
+        outside = torch.isinf(e_new)
         n = x.shape[0]
         log_q_fwd = -0.5 * noise.reshape(n, -1).square().sum(1)
         back = (x - proposal).add_(grad_new, alpha=h).reshape(n, -1)
         log_q_back = -back.square().sum(1) / (2.0 * sigma**2)
         log_alpha = (e - e_new) + (log_q_back - log_q_fwd)
+        log_alpha = log_alpha.masked_fill(outside, -math.inf)  # its gradient may be NaN
         # log u < log alpha with u ~ U(0, 1), drawn as -log u ~ Exp(1) (no elementwise log)
         exp1 = torch.empty(n, dtype=x.dtype, device=x.device)
         accept = exp1.exponential_(generator=state.generator) > -log_alpha
