@@ -53,7 +53,7 @@ def _half_kernel(L: int, T: float, h: float, colour: int) -> np.ndarray:
             y = states[x].copy()
             y[i, j] *= -1
             d_e = energy_per_spin(y[None], h)[0] * L * L - energies[x]
-            p_flip.append(min(1.0, math.exp(-d_e / T)))
+            p_flip.append(0.5 if abs(d_e) < 1e-9 else min(1.0, math.exp(-d_e / T)))
         for flips in itertools.product((0, 1), repeat=len(sites)):
             y = states[x].copy()
             prob = 1.0
@@ -75,6 +75,10 @@ def test_checkerboard_sweep_matches_exact_transition_matrix(h: float) -> None:
         np.testing.assert_allclose(flow, flow.T, atol=1e-15)
     sweep = p0 @ p1
     np.testing.assert_allclose(boltzmann @ sweep, boltzmann, atol=1e-14)
+    # ergodic and aperiodic: one eigenvalue of modulus 1 (with ties always accepted, at h = 0
+    # the four stripe states were a closed set: a second eigenvalue 1, and -1 for the cycle)
+    moduli = np.sort(np.abs(np.linalg.eigvals(sweep)))[::-1]
+    assert abs(moduli[0] - 1) < 1e-12 and moduli[1] < 1 - 1e-6, moduli[:3]
 
     states = _all_states(L)
     start = np.repeat(states, n, axis=0)

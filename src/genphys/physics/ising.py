@@ -225,6 +225,12 @@ class _Sampler:
 class Metropolis(_Sampler):
     """Checkerboard single-spin-flip Metropolis at temperature ``T`` and field ``h``.
 
+    A flip is accepted with probability :math:`\\min(1, e^{-\\beta\\Delta E})`, except a flip
+    that costs nothing (:math:`\\Delta E = 0`), accepted with probability 1/2: accepted
+    always, ties would make whole sublattices flip back and forth between stripe
+    configurations, a closed set the chain never leaves. (A field so weak that it barely
+    breaks the ties still mixes slowly there.)
+
     ``compile="auto"`` compiles the sweep with ``torch.compile`` for lattices x chains of at
     least :data:`COMPILE_MIN_SITES` when a C++ compiler is available (set the environment
     variable ``GENPHYS_COMPILE=0`` to never compile); results do not depend on it.
@@ -242,7 +248,9 @@ class Metropolis(_Sampler):
         for s in (-1, 1):
             for snn in (-4, -2, 0, 2, 4):
                 d_energy = 2.0 * (snn + self.h * s)
-                p = 1.0 if d_energy <= 0 else math.exp(-self.beta * d_energy)
+                # ties take a fair coin: always accepted, they make checkerboard sweeps cycle
+                # between stripe states forever (a quarter of the L = 2 states at h = 0)
+                p = 0.5 if d_energy == 0 else min(1.0, math.exp(-self.beta * d_energy))
                 table.append((_ONE if p >= 1.0 else math.floor(p * _ONE)) - 1)
         self.thresholds = torch.tensor(table, dtype=torch.int32)
         self._masks: dict[int, tuple[Tensor, Tensor]] = {}
