@@ -228,7 +228,8 @@ def simulate(
     for k, T in enumerate(temperatures):
         algo = choose_algorithm(T, algorithm)
         sampler = _sampler(T, field, algo)
-        start = "up" if T < T_CRITICAL and field >= 0 else "random"
+        # below T_c, start ordered along the field (domains from a random start are slow)
+        start = ("up" if field >= 0 else "down") if T < T_CRITICAL else "random"
         state = init_state(L, chains, seed=seed * 1000 + k, start=start)
         done, tau_e, tau_m = equilibrate(sampler, state, burn_in)
         step = thin if thin is not None else max(1, math.ceil(max(tau_e, tau_m)))
