@@ -12,6 +12,7 @@ from scipy import stats
 
 from genphys.errors import GenphysError
 from genphys.physics.ising import (
+    TIE_EVERY,
     IsingState,
     Metropolis,
     SwendsenWang,
@@ -40,8 +41,9 @@ def _codes(configs: np.ndarray) -> np.ndarray:
     return bits @ (1 << np.arange(L * L))
 
 
-def _half_kernel(L: int, T: float, h: float, colour: int) -> np.ndarray:
-    """Exact transition matrix of one Metropolis half sweep, built from the rule alone."""
+def _half_kernel(L: int, T: float, h: float, colour: int, tie: float = 1.0) -> np.ndarray:
+    """Exact transition matrix of one Metropolis half sweep, built from the rule alone
+    (``tie``: the acceptance of flips that cost nothing)."""
     states = _all_states(L)
     energies = energy_per_spin(states, h) * L * L
     sites = [(i, j) for i in range(L) for j in range(L) if (i + j) % 2 == colour]
@@ -53,7 +55,7 @@ def _half_kernel(L: int, T: float, h: float, colour: int) -> np.ndarray:
             y = states[x].copy()
             y[i, j] *= -1
             d_e = energy_per_spin(y[None], h)[0] * L * L - energies[x]
-            p_flip.append(0.5 if abs(d_e) < 1e-9 else min(1.0, math.exp(-d_e / T)))
+            p_flip.append(tie if abs(d_e) < 1e-9 else min(1.0, math.exp(-d_e / T)))
         for flips in itertools.product((0, 1), repeat=len(sites)):
             y = states[x].copy()
             prob = 1.0
@@ -75,9 +77,13 @@ def test_checkerboard_sweep_matches_exact_transition_matrix(h: float) -> None:
         np.testing.assert_allclose(flow, flow.T, atol=1e-15)
     sweep = p0 @ p1
     np.testing.assert_allclose(boltzmann @ sweep, boltzmann, atol=1e-14)
-    # ergodic and aperiodic: one eigenvalue of modulus 1 (with ties always accepted, at h = 0
-    # the four stripe states were a closed set: a second eigenvalue 1, and -1 for the cycle)
-    moduli = np.sort(np.abs(np.linalg.eigvals(sweep)))[::-1]
+    # every TIE_EVERY-th sweep breaks ties by a coin; it keeps the distribution too, and makes
+    # the chain ergodic: one eigenvalue of modulus 1 (with ties always accepted, at h = 0 the
+    # four stripe states were a closed set: a second eigenvalue 1, and -1 for their cycle)
+    tied = _half_kernel(L, T, h, 0, tie=0.5) @ _half_kernel(L, T, h, 1, tie=0.5)
+    np.testing.assert_allclose(boltzmann @ tied, boltzmann, atol=1e-14)
+    cycle = np.linalg.matrix_power(sweep, TIE_EVERY - 1) @ tied
+    moduli = np.sort(np.abs(np.linalg.eigvals(cycle)))[::-1]
     assert abs(moduli[0] - 1) < 1e-12 and moduli[1] < 1 - 1e-6, moduli[:3]
 
     states = _all_states(L)
@@ -113,9 +119,10 @@ def test_L4_observables_match_enumeration(algorithm: str, T: float, h: float) ->
         assert abs(z) < Z_MAX, (name, est[name], exact[name], z)
 
 
+@pytest.mark.parametrize("h", [0.4, 0.0])  # h = 0: ties, and the stripe states
 @pytest.mark.parametrize("algorithm", ["metropolis", "swendsen-wang"])
-def test_L2_stationary_distribution_with_field(algorithm: str) -> None:
-    L, T, h = 2, 2.0, 0.4
+def test_L2_stationary_distribution_with_field(algorithm: str, h: float) -> None:
+    L, T = 2, 2.0
     sampler = Metropolis(T, h) if algorithm == "metropolis" else SwendsenWang(T, h)
     state = init_state(L, 2000, seed=3)
     sampler.sweep_(state, 50)
