@@ -275,3 +275,25 @@ def test_models_take_a_config_or_settings_not_both() -> None:
             model(n_featurez=10)
     with pytest.raises(GenphysError, match="expected a VAEConfig"):
         VAE(AutoencoderConfig())
+
+
+def test_learned_sigma_is_floored_at_min_sigma() -> None:
+    """A feature that is constant in the data would drive its learned sigma to 0 and log p(x|z)
+    to infinity; below ``min_sigma`` the likelihood uses the floor and log_sigma gets no
+    gradient."""
+    vae = VAE(n_features=3, latent_dim=1, hidden=(4,), likelihood="gaussian", learn_sigma=True,
+              min_sigma=0.01).double()  # fmt: skip
+    with torch.no_grad():
+        vae.log_sigma.copy_(torch.tensor([-20.0, math.log(0.5), 0.0], dtype=torch.float64))
+    x, out = torch.zeros(2, 3, dtype=torch.float64), torch.full((2, 3), 0.1, dtype=torch.float64)
+    sigma = torch.tensor([0.01, 0.5, 1.0], dtype=torch.float64)
+    ll = vae.log_likelihood(x, out)
+    torch.testing.assert_close(ll, Normal(out, sigma).log_prob(x).sum(-1))
+    ll.sum().backward()
+    assert vae.log_sigma.grad is not None and vae.log_sigma.grad[0] == 0
+    assert bool((vae.log_sigma.grad[1:] != 0).all())
+    fixed = VAE(n_features=3, latent_dim=1, hidden=(4,), likelihood="gaussian", sigma=1e-4)
+    assert float(fixed.decoder_log_sigma()[0]) == pytest.approx(math.log(1e-4))  # not floored
+    with pytest.raises(GenphysError, match="min_sigma"):
+        VAE(n_features=3, latent_dim=1, likelihood="gaussian", learn_sigma=True, sigma=0.1,
+            min_sigma=0.5)  # fmt: skip

@@ -73,16 +73,26 @@ class AutoencoderConfig(LatentConfig):
 
 @dataclasses.dataclass
 class VAEConfig(LatentConfig):
-    """A VAE: ``likelihood`` of p(x|z), its Gaussian std ``sigma`` (fixed or learned), ``beta``."""
+    """A VAE: ``likelihood`` of p(x|z), its Gaussian std ``sigma`` (fixed or learned), ``beta``.
+
+    A learned sigma is floored at ``min_sigma``: features that are constant in the data (the
+    blank border of MNIST) would otherwise drive their sigma to 0 and the likelihood to
+    infinity.
+    """
 
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     sigma: float = 1.0
     learn_sigma: bool = False
+    min_sigma: float = 1e-3
     beta: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+        check(
+            self.min_sigma > 0 and (self.min_sigma <= self.sigma or not self.learn_sigma),
+            f"min_sigma must be in (0, sigma = {self.sigma}], got {self.min_sigma}",
+        )
         check(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
         check(
             not (self.learn_sigma and self.likelihood == "bernoulli"),
@@ -221,9 +231,16 @@ class VAE(_LatentModel):
         if self.config.likelihood == "bernoulli":
             target = x.expand_as(out)
             return -F.binary_cross_entropy_with_logits(out, target, reduction="none").sum(-1)
-        inv = torch.exp(-self.log_sigma)
-        norm = self.log_sigma.sum() + 0.5 * self.config.n_features * math.log(2 * math.pi)
+        log_sigma = self.decoder_log_sigma()
+        inv = torch.exp(-log_sigma)
+        norm = log_sigma.sum() + 0.5 * self.config.n_features * math.log(2 * math.pi)
         return -0.5 * (((x - out) * inv) ** 2).sum(-1) - norm
+
+    def decoder_log_sigma(self) -> Tensor:
+        """log sigma of the Gaussian p(x|z) per feature; learned, floored at ``min_sigma``."""
+        if not self.config.learn_sigma:
+            return self.log_sigma
+        return self.log_sigma.clamp(min=math.log(self.config.min_sigma))
 
     def log_prior(self, z: Tensor) -> Tensor:
         """log N(z; 0, I) per example."""
@@ -266,4 +283,4 @@ class VAE(_LatentModel):
             u = torch.rand(out.shape, generator=generator, device=out.device, dtype=out.dtype)
             return u.lt_(torch.sigmoid(out))
         noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
-        return out + noise * self.log_sigma.exp()
+        return out + noise * self.decoder_log_sigma().exp()
