@@ -26,7 +26,7 @@ from exact import (
     gaussian_rbm,
     joint_log_weights,
 )
-from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.grbm import GaussianBernoulliRBM, GaussianRBMConfig
 from genphys.models.rbm import BernoulliRBM, _BernoulliFreeEnergy
 from genphys.samplers import GibbsSampler
 
@@ -352,3 +352,24 @@ def test_models_are_made_from_sizes_keywords_or_a_config() -> None:
     assert BernoulliRBM(np.int64(7), 3).n_visible == 7
     with pytest.raises(GenphysError, match="integer"):
         BernoulliRBM(True, 3)
+
+
+def test_learned_grbm_sigma_is_floored_at_min_sigma() -> None:
+    """Below ``min_sigma`` a learned sigma acts as the floor everywhere (energy, conditionals,
+    free energy) and gets no gradient; a fixed sigma is never floored."""
+    learned = GaussianBernoulliRBM(GaussianRBMConfig(n_visible=3, n_hidden=2, learn_sigma=True,
+                                                     min_sigma=0.05)).double()  # fmt: skip
+    fixed = GaussianBernoulliRBM(GaussianRBMConfig(n_visible=3, n_hidden=2, sigma=0.05)).double()
+    with torch.no_grad():
+        learned.log_sigma.fill_(-30.0)
+        for k in ("weight", "visible_bias", "hidden_bias"):
+            getattr(learned, k).copy_(torch.randn_like(getattr(fixed, k)))
+            getattr(fixed, k).copy_(getattr(learned, k))
+    v = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(learned.sigma, fixed.sigma)
+    torch.testing.assert_close(learned.free_energy(v), fixed.free_energy(v))
+    torch.testing.assert_close(learned.prob_h(v), fixed.prob_h(v))
+    learned.free_energy(v).sum().backward()
+    assert learned.log_sigma.grad is not None and bool((learned.log_sigma.grad == 0).all())
+    tiny = GaussianBernoulliRBM(GaussianRBMConfig(n_visible=3, n_hidden=2, sigma=1e-5))
+    assert float(tiny.sigma[0]) == pytest.approx(1e-5)  # fixed: not floored

@@ -62,7 +62,7 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "ema_decay": ("model", "ema_decay", float, "sample from a moving average of g (gan)"),
     "init_std": ("model", "init_std", float, "initial weight standard deviation"),
     "sigma": ("model", "sigma", float, "Gaussian standard deviation (grbm; vae gaussian)"),
-    "min_sigma": ("model", "min_sigma", float, "floor of a learned Gaussian std (vae)"),
+    "min_sigma": ("model", "min_sigma", float, "floor of a learned Gaussian std (vae, grbm)"),
     "k": ("objective", "k", int, "Gibbs sweeps per update (CD-k / PCD-k)"),
     "chains": ("objective", "n_chains", int, "persistent chains (default: batch size)"),
     "sampler": ("objective", "sampler", str, "negative phase: gibbs or tempering (with --pcd)"),

@@ -20,14 +20,20 @@ from genphys.registry import register_model
 
 @dataclasses.dataclass
 class GaussianRBMConfig(RBMConfig):
-    """A Gaussian-Bernoulli RBM: ``sigma`` is the initial (or fixed) visible standard deviation."""
+    """A Gaussian-Bernoulli RBM: ``sigma`` is the initial (or fixed) visible standard deviation;
+    a learned sigma is floored at ``min_sigma`` (a constant feature would drive it to 0)."""
 
     sigma: float = 1.0
     learn_sigma: bool = False
+    min_sigma: float = 1e-3
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+        check(
+            self.min_sigma > 0 and (self.min_sigma <= self.sigma or not self.learn_sigma),
+            f"min_sigma must be in (0, sigma = {self.sigma}], got {self.min_sigma}",
+        )
 
 
 @register_model("grbm")
@@ -58,14 +64,22 @@ class GaussianBernoulliRBM(RBMBase):
 
     @property
     def sigma(self) -> Tensor:
-        return self.log_sigma.exp()
+        return self.visible_log_sigma().exp()
+
+    def visible_log_sigma(self) -> Tensor:
+        """log sigma per visible unit; learned, floored at ``min_sigma``."""
+        cfg = self.config
+        assert isinstance(cfg, GaussianRBMConfig)
+        if not cfg.learn_sigma:
+            return self.log_sigma
+        return self.log_sigma.clamp(min=math.log(cfg.min_sigma))
 
     def scaled_visible(self, v: Tensor) -> Tensor:
-        return v * torch.exp(-2 * self.log_sigma)
+        return v * torch.exp(-2 * self.visible_log_sigma())
 
     def visible_term(self, v: Tensor, bias: Tensor | None = None) -> Tensor:
         b = self.visible_bias if bias is None else bias
-        return -0.5 * (((v - b) * torch.exp(-self.log_sigma)) ** 2).sum(-1)
+        return -0.5 * (((v - b) * torch.exp(-self.visible_log_sigma())) ** 2).sum(-1)
 
     def mean_v(
         self,
@@ -86,15 +100,15 @@ class GaussianBernoulliRBM(RBMBase):
         return noise.mul_(self.sigma).add_(mean)  # mean + noise * sigma
 
     def base_log_partition(self, base_bias: Tensor) -> Tensor:
-        log_norm = (self.log_sigma + 0.5 * math.log(2 * math.pi)).sum()
+        log_norm = (self.visible_log_sigma() + 0.5 * math.log(2 * math.pi)).sum()
         return log_norm + self.n_hidden * math.log(2.0)
 
     def log_marginal_hidden(self, h: Tensor) -> Tensor:
         b = self.visible_bias
         m = h @ self.weight.t()
-        inv_var = torch.exp(-2 * self.log_sigma)
+        inv_var = torch.exp(-2 * self.visible_log_sigma())
         quad = 0.5 * (((b + m) ** 2 - b**2) * inv_var).sum(-1)
-        log_norm = (self.log_sigma + 0.5 * math.log(2 * math.pi)).sum()
+        log_norm = (self.visible_log_sigma() + 0.5 * math.log(2 * math.pi)).sum()
         return h @ self.hidden_bias + quad + log_norm
 
     def init_visible_bias(self, data: Tensor) -> None:
