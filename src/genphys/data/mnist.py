@@ -147,8 +147,19 @@ def _sha256(path: Path) -> str:
 
 
 def _download_file(name: str, filename: str, folder: Path) -> None:
-    """Download one file into ``folder`` from the first mirror that serves a verified copy."""
+    """Download one file into ``folder`` from the first mirror that serves a verified copy
+    (a folder made here and left empty by the failure is removed again)."""
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_verified(name, filename, folder)
+    except OSError:
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def _download_verified(name: str, filename: str, folder: Path) -> None:
     expected = _SHA256[name][filename]
     problems: list[str] = []
     for mirror in _MIRRORS[name]:
