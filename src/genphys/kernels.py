@@ -57,6 +57,12 @@ def random_bits(base: Tensor, index: Tensor) -> Tensor:
     return mix(base + index * signed(GAMMA))
 
 
+@functools.lru_cache(maxsize=16)
+def stream_index(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """Offsets 0, 1, ..., n - 1 (int64) of a step's stream positions, kept between calls."""
+    return torch.arange(n, dtype=torch.int64, device=device)
+
+
 def uniform(base: Tensor, index: Tensor, dtype: torch.dtype) -> Tensor:
     """Uniforms on [0, 1) from the stream positions ``base + index``: 53 random bits as float64
     when ``dtype`` is float64, else 24 bits as float32 (as ``torch.rand``; half precision

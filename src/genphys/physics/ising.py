@@ -42,7 +42,6 @@ _ONE = 1 << 31  # acceptance thresholds are in units of 2^-31
 TIE_EVERY = 8
 #: Smallest lattice x chains for which ``compile="auto"`` compiles the update.
 COMPILE_MIN_SITES = 1 << 15
-compiler_available = kernels.compiler_available  # its former home
 
 
 def _random_pair(base: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,7 +181,6 @@ class _Sampler:
             raise GenphysError(f"compile must be 'auto', True or False, got {compile!r}")
         self.T, self.h, self.beta = float(T), float(h), 1.0 / float(T)
         self.compile = compile
-        self._index: dict[tuple[int, ...], Tensor] = {}
 
     def _use_compile(self, spins: Tensor, fn: Callable[..., Any]) -> bool:
         if self.compile is False or fn in kernels.DISABLED:
@@ -192,10 +190,7 @@ class _Sampler:
         return True
 
     def index(self, spins: Tensor) -> Tensor:
-        shape = tuple(spins.shape)
-        if shape not in self._index:
-            self._index[shape] = torch.arange(spins.numel(), dtype=torch.int64).view(shape)
-        return self._index[shape]
+        return kernels.stream_index(spins.numel()).view(spins.shape)
 
     def _check(self, state: IsingState, n: int) -> None:
         if not isinstance(state, IsingState):

@@ -255,7 +255,9 @@ def metropolis_sweep(psi: RBMSpinState, chains: SpinChains) -> None:
         theta = torch.where(ok[:, None], new, theta)
         lc = torch.where(ok[:, None], new_lc, lc)
         chains.accepted += ok
-    flip = 2 * (psi.log_psi(-s) - psi.log_psi(s)).real  # log |psi(-s) / psi(s)|^2
+    # log |psi(-s) / psi(s)|^2 from the kept theta = b + sW: theta(-s) = 2b - theta
+    flipped_lc = _log_2cosh(2 * psi.b - theta)
+    flip = 2 * (-2 * (s.to(psi.dtype) @ psi.a) + (flipped_lc - lc).sum(1)).real
     ok = flip + torch.empty(chains.chains, dtype=DTYPE).exponential_(generator=g) > 0
     s.mul_(torch.where(ok, -1.0, 1.0).to(s.dtype)[:, None])
     chains.steps += 1

@@ -19,7 +19,6 @@ process, e.g. a sweep over model sizes) further shapes run eagerly, with torch's
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import torch
 from torch import Tensor
@@ -110,7 +109,7 @@ def fused_step(
     m, nv = start.shape
     nh = rbm.n_hidden
     base = kernels.stream_base(chains.seed, chains.counter, start.device)
-    index = _stream_index(m * (nh + nv), start.device)
+    index = kernels.stream_index(m * (nh + nv), start.device)
     args = (rbm.weight, rbm.visible_bias, rbm.hidden_bias, batch, start, coef, base, index, k)
     with torch.no_grad():
         dw, db, dc, x, pre = kernels.call(cd_graph, compile_, *args)
@@ -119,8 +118,3 @@ def fused_step(
     chains.counter += k * m * (nh + nv)
     grads = {"weight": dw, "visible_bias": db, "hidden_bias": dc}
     return {n: g for n, g in grads.items() if getattr(rbm, n).requires_grad}, x, pre
-
-
-@functools.lru_cache(maxsize=8)
-def _stream_index(n: int, device: torch.device) -> Tensor:
-    return torch.arange(n, dtype=torch.int64, device=device)
