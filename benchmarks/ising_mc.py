@@ -61,7 +61,7 @@ def main() -> None:
     from genphys.kernels import compiler_available
     from genphys.physics.ising import Metropolis, SwendsenWang, init_state
     from genphys.physics.ising_exact import T_CRITICAL
-    from genphys.physics.observables import _tau
+    from genphys.physics.observables import measured_tau
 
     L, C, T = args.L, args.chains, T_CRITICAL
     print(
@@ -105,7 +105,7 @@ def main() -> None:
         t0 = time.perf_counter()
         e, m = sampler.run(state, sweeps)
         per_sweep = (time.perf_counter() - t0) / sweeps
-        tau_m, tau_e = _tau(np.abs(m)), _tau(e)
+        tau_m, tau_e = measured_tau(np.abs(m)), measured_tau(e)
         rows.append((name, tau_m, tau_e, per_sweep))
         ok = "ok" if sweeps >= 50 * tau_m else "chain shorter than 50 tau: tau underestimated"
         print(

@@ -194,12 +194,22 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
         ("model:\n  config: null\n", "must be a mapping"),
         ("objective:\n  name: [cd]\n", "unknown objective"),
         ("trainer:\n  lr: abc\n", "lr must be float"),
+        ("trainer:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n", "key 'lr' is given twice"),
+        ("trainer: {lr: 0.1}\ntrainer: {epochs: 2}\n", "key 'trainer' is given twice"),
     ]:
         cfg.write_text(text)
         line = one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
         assert expected in line, (text, line)
     cfg.write_bytes(b"\xff\xfe")
     assert "UTF-8" in one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
+    dup = tmp_path / "c.json"
+    dup.write_text('{"trainer": {"epochs": 1, "epochs": 2}}')
+    assert "given twice" in one_line_error(*code_and_err(cli("train", "rbm", "--config", dup)))
+    cfg.write_text("base: &b {lr: 0.5, epochs: 1}\ntrainer:\n  <<: *b\n  lr: 0.02\n")
+    from genphys.config import load_config_file
+
+    # a key merged in with << may be overridden
+    assert load_config_file(cfg)["trainer"] == {"lr": 0.02, "epochs": 1}
     cfg.write_text("trainer:\n  lr: 1e-3\n  epochs: 1\n")  # YAML 1.1 reads 1e-3 as a string
     code, _, err = cli("train", "rbm", "--config", cfg, "--no-progress", "--out", tmp_path / "y")
     assert code == 0, err

@@ -7,6 +7,7 @@ the run directory stores them as JSON so a run can be rebuilt from the directory
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -115,11 +116,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise GenphysError(f"config file {path} is not UTF-8 text") from None
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         else:
             import yaml
 
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_key_loader())  # a SafeLoader
+    except GenphysError as exc:
+        raise GenphysError(f"config file {path}: {exc}") from None
     except Exception as exc:  # yaml and json raise several types
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GenphysError(f"config file {path} is not valid YAML/JSON: {first}") from None
@@ -128,3 +131,30 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GenphysError(f"config file {path} must hold a mapping at the top level")
     return data
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A mapping from ``pairs``; a key given twice is an error (JSON and YAML would silently
+    keep the last value, so a setting written twice would be half ignored)."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise GenphysError(f"key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+@functools.cache
+def _unique_key_loader() -> type:
+    """yaml's SafeLoader, refusing a key written twice in one mapping (a key merged in with
+    ``<<`` may still be overridden, as YAML intends)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                own = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
+                _unique_keys([(self.construct_object(k, deep=True), None) for k in own])
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader

@@ -208,9 +208,8 @@ def _quality_metrics(
     from genphys.samplers import sample_model
 
     metrics = tuple(dict.fromkeys(args.metric))
-    if args.steps is None:
-        args.steps = 256 if isinstance(model, EBM) else 1000
-    if args.n_samples < 3 or args.steps < 1:
+    steps = args.steps if args.steps is not None else 256 if isinstance(model, EBM) else 1000
+    if args.n_samples < 3 or steps < 1:
         raise GenphysError("--n-samples must be >= 3 and --steps >= 1")
     if split == "validation":
         data = prepare_data(DataConfig.from_dict(cfg["data"]))
@@ -222,7 +221,7 @@ def _quality_metrics(
     if n < 3:
         raise GenphysError(f"too few evaluation examples ({len(x)}) for sample-quality metrics")
     langevin = cfg.get("objective", {}).get("config")
-    samples = sample_model(model, n, args.seed, args.steps, False, langevin)
+    samples = sample_model(model, n, args.seed, steps, False, langevin)
     reference = x[:n]
     scale = cfg["data"].get("scale")  # the classifier sees [0, 1] pixels
     samples, reference, real = (to_display(t, scale) for t in (samples, reference, real))

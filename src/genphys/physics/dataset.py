@@ -31,7 +31,7 @@ from genphys.errors import GenphysError
 from genphys.io import atomic_path
 from genphys.physics.ising import IsingState, Metropolis, SwendsenWang, init_state
 from genphys.physics.ising_exact import T_CRITICAL
-from genphys.physics.observables import _tau, energy_per_spin, magnetization_per_spin
+from genphys.physics.observables import energy_per_spin, magnetization_per_spin, measured_tau
 
 KIND = "genphys-ising"
 ALGORITHMS = ("auto", "metropolis", "swendsen-wang")
@@ -182,7 +182,8 @@ def equilibrate(
     while True:
         e, m = sampler.run(state, pilot)
         done += pilot
-        tau_e, tau_m = _tau(e) or 1.0, _tau(np.abs(m)) or 1.0  # None: under 32 sweeps
+        # None: under 32 sweeps
+        tau_e, tau_m = measured_tau(e) or 1.0, measured_tau(np.abs(m)) or 1.0
         tau = max(tau_e, tau_m)
         if burn_in is not None or (pilot >= 50 * tau and done >= 20 * tau) or done >= max_sweeps:
             return done, tau_e, tau_m

@@ -73,8 +73,9 @@ def _series(x: Any, what: str) -> np.ndarray:
     return a
 
 
-def _tau(a: np.ndarray) -> float | None:
-    """Integrated autocorrelation time; None when the series is too short to measure it."""
+def measured_tau(a: np.ndarray) -> float | None:
+    """Integrated autocorrelation time of a (sweeps,) or (sweeps, chains) series, at least 1;
+    1 for a constant series, None when it is under 32 sweeps (too short to measure)."""
     if np.ptp(a) == 0:
         return 1.0
     if a.shape[0] < 32:
@@ -122,7 +123,9 @@ def thermodynamics(
     if not (T > 0 and L >= 1):
         raise GenphysError(f"need T > 0 and L >= 1, got T={T}, L={L}")
     n_t, n_chains = e.shape
-    taus: tuple[float | None, float | None] = (1.0, 1.0) if independent else (_tau(e), _tau(m))
+    taus: tuple[float | None, float | None] = (
+        (1.0, 1.0) if independent else (measured_tau(e), measured_tau(m))
+    )
     if taus[0] is None or taus[1] is None:  # too short to measure tau: whole chains are units
         taus = (None, None)
         block = n_t if n_chains >= 2 else 1
