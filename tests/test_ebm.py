@@ -12,7 +12,7 @@ import torch
 from cli_errors import code_and_err, one_line_error
 from genphys import io
 from genphys.errors import TrainingDiverged
-from genphys.evaluation.ood import auroc, flipped, shrunken
+from genphys.evaluation.ood import auroc, energy_scores, flipped, shrunken
 from genphys.models import EBM
 from genphys.samplers.generate import ebm_generate
 from genphys.training.run import resolve_config, train
@@ -103,6 +103,40 @@ def test_ood_helpers() -> None:
     assert flipped(img, (1, 4, 4)).reshape(4, 4)[0].tolist() == [12, 13, 14, 15]
     small = shrunken(torch.ones(1, 16), (1, 4, 4), -1.0).reshape(4, 4)
     assert small.sum().item() == 4 - 12  # a 2x2 block of ones on a background of -1
+
+
+class _DistanceToImage(torch.nn.Module):
+    """E(x) = |x - x0|^2: lowest at one image, so the real images (x0 plus small noise) have
+    lower energy than noise, their mirror images and shrunken copies."""
+
+    def __init__(self, x0: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("x0", x0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.x0) ** 2).sum(-1)
+
+
+def test_energy_scores_of_a_known_energy() -> None:
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(16, generator=g) * 2 - 1
+    x0[:8] = -1.0  # asymmetric: the mirror image of x0 is far from it
+    real = (x0 + 0.05 * torch.randn(300, 16, generator=g)).clamp(-1, 1)
+    model = _DistanceToImage(x0)
+    mine = real[:50] + 0.5  # an extra set, 0.25 per pixel more energy on average
+    scores = energy_scores(model, real, (1, 4, 4), others={"mine": mine}, seed=3)
+    assert list(scores) == ["real", "noise", "flipped", "shrunken", "mine"]
+    e_real = ((real - x0) ** 2).sum(-1).double()
+    got = scores["real"]["energy"]
+    assert got["value"] == pytest.approx(float(e_real.mean()), rel=1e-12)
+    assert got["stderr"] == pytest.approx(float(e_real.std() / 300**0.5), rel=1e-12)
+    noise = torch.rand(real.shape, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    expected = float(((noise - x0) ** 2).sum(-1).double().mean())
+    assert scores["noise"]["energy"]["value"] == pytest.approx(expected, rel=1e-12)
+    for name in ("noise", "flipped", "shrunken", "mine"):  # every real image scores lower
+        assert scores[name]["auroc"] == 1.0, name
+    e_mine = ((mine - x0) ** 2).sum(-1).double().mean()
+    assert scores["mine"]["energy"]["value"] == pytest.approx(float(e_mine), rel=1e-12)
 
 
 def test_ebm_through_the_cli(tmp_path: Path, cli) -> None:

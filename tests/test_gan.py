@@ -71,6 +71,7 @@ def test_discriminator_loss_is_minus_the_value_function(smoothing: float) -> Non
     [
         ("minimax", lambda d: (1 - d).log().mean()),  # g minimises E log(1 - d(g(z)))
         ("non_saturating", lambda d: -d.log().mean()),  # g maximises E log d(g(z))
+        ("wgan_gp", lambda d: -(d / (1 - d)).log().mean()),  # g maximises E D(g(z)), D = logit d
     ],
 )
 def test_generator_losses(loss: str, formula) -> None:
@@ -96,6 +97,31 @@ def test_gradient_penalty_of_a_linear_critic_is_exact(pack: int) -> None:
     gap = _logits(gan, real).mean() - _logits(gan, fake).mean()
     assert out["wasserstein"].item() == pytest.approx(float(gap), rel=1e-12)
     assert out["loss"].item() == pytest.approx(float(-gap + 10 * 16.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_gradient_penalty_is_taken_at_the_seeded_interpolate(pack: int) -> None:
+    # the critic D(x) = |x|^2 / 2 of each pack has gradient x: the penalty is the mean of
+    # (|x_hat| - 1)^2 over packs, x_hat = eps real + (1 - eps) fake with one eps per pack
+    # drawn first from the generator
+    gan = GAN(n_features=3, hidden=(), dropout=0.0, loss="wgan_gp", pack=pack).double()
+    gan.discriminator = _Quadratic()
+    g = torch.Generator().manual_seed(5)
+    real, fake = torch.rand(8, 3, generator=g).double(), -torch.rand(8, 3, generator=g).double()
+    eps = torch.rand(
+        8 // pack, 1, 1, generator=torch.Generator().manual_seed(7), dtype=torch.float64
+    )
+    x_hat = eps * real.view(8 // pack, pack, 3) + (1 - eps) * fake.view(8 // pack, pack, 3)
+    expected = ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    penalty = gan.gradient_penalty(real, fake, torch.Generator().manual_seed(7))
+    assert penalty.item() == pytest.approx(float(expected), rel=1e-12)
+    other = gan.gradient_penalty(real, fake, torch.Generator().manual_seed(8))
+    assert abs(other.item() - penalty.item()) > 1e-3  # the interpolate matters here
+
+
+class _Quadratic(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x**2).sum(-1, keepdim=True)
 
 
 def test_trained_discriminator_reaches_the_optimal_value() -> None:

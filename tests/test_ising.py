@@ -114,7 +114,7 @@ def test_L4_observables_match_enumeration(algorithm: str, T: float, h: float) ->
     sweeps = 1500 if algorithm == "metropolis" else 400
     est = _run(sampler, 4, T, 256, 200, sweeps, seed=11)
     exact = exact_observables(4, T, h)
-    for name in ("energy", "abs_magnetization", "specific_heat", "susceptibility"):
+    for name in ("energy", "abs_magnetization", "specific_heat", "susceptibility", "binder"):
         z = est[name].z_score(exact[name])
         assert abs(z) < Z_MAX, (name, est[name], exact[name], z)
 

@@ -51,7 +51,7 @@ def test_simulated_data_match_enumeration(ising_file: Path) -> None:
     for k, T in enumerate(data.temperatures):
         est = thermodynamics(data.energy[k], data.magnetization[k], 4, T)
         exact = exact_observables(4, T)
-        for name in ("energy", "abs_magnetization", "specific_heat"):
+        for name in ("energy", "abs_magnetization", "specific_heat", "binder"):
             assert abs(est[name].z_score(exact[name])) < 4, (T, name, est[name])
         assert abs(data.magnetization[k].mean()) < 0.1  # both ordered states are present
         assert data.thin[k] >= 1 and data.burn_in[k] >= 20 * data.tau_energy[k]
@@ -65,7 +65,7 @@ def test_negative_field_below_tc_starts_ordered_down() -> None:
     small = simulate(4, [2.0], 3000, n_chains=100, seed=2, field=-0.3)
     exact = exact_observables(4, 2.0, -0.3)
     est = thermodynamics(small.energy[0], small.magnetization[0], 4, 2.0)
-    for name in ("energy", "abs_magnetization"):
+    for name in ("energy", "abs_magnetization", "susceptibility", "binder"):
         assert abs(est[name].z_score(exact[name])) < 4, (name, est[name], exact[name])
 
 
@@ -241,13 +241,51 @@ def test_vae_and_gan_on_spins_are_compared(tmp_path: Path) -> None:
         )
         == 0
     )
-    results = compare_runs([str(vae), str(gan)], data, n_samples=300)
+    # the VAE's decoder made constant, logit 1 per spin: Bernoulli draws of independent spins
+    # with mean mu = 2 sigmoid(1) - 1, whose energy per spin is -2 mu^2
+    from genphys import io
+
+    weights = io.load_tensors(vae / io.MODEL_FILE)
+    last = [k for k in weights if k.startswith("decoder.") and k.endswith(".weight")][-1]
+    weights[last] = torch.zeros_like(weights[last])
+    weights[last.replace(".weight", ".bias")] = torch.ones_like(
+        weights[last.replace(".weight", ".bias")]
+    )
+    io.save_tensors(vae / io.MODEL_FILE, weights)
+    results = compare_runs([str(vae), str(gan)], data, n_samples=2000)
     assert [r["family"] for r in results] == ["gan", "vae"]
     for r in results:
         energy = r["observables"]["energy"]
-        assert -2.0 <= energy["model"]["value"] <= 2.0 and energy["model"]["stderr"] > 0
         assert energy["model"]["tau"] == 1.0  # independent samples
         assert energy["exact"] == pytest.approx(float(kaufman_energy(8, 2.5)))
+    mu = 2 * torch.sigmoid(torch.tensor(1.0)).item() - 1
+    model = results[1]["observables"]["energy"]["model"]
+    assert abs(model["value"] + 2 * mu**2) < 4 * model["stderr"], model
+
+
+class _FixedSamples(torch.nn.Module):
+    """A generator stand-in whose samples are given (model_spins thresholds them)."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        super().__init__()
+        self.x = torch.nn.Parameter(x, requires_grad=False)
+
+    def sample(self, n, generator=None, mean=True):
+        return self.x[:n]
+
+
+def test_generator_outputs_are_thresholded_at_the_middle_of_their_range() -> None:
+    from genphys.physics.compare import model_spins
+
+    pattern = torch.tensor([[0.9, 0.2, 0.6, 0.45]] * 3)  # [0, 1] outputs: up, down, up, down
+    spins = model_spins(_FixedSamples(pattern), {"data": {"scale": "unit"}}, 3, 0)
+    np.testing.assert_array_equal(spins.reshape(3, 4), [[1, -1, 1, -1]] * 3)
+    symmetric = model_spins(_FixedSamples(2 * pattern - 1), {"data": {"scale": "symmetric"}}, 3, 0)
+    np.testing.assert_array_equal(symmetric.reshape(3, 4), [[1, -1, 1, -1]] * 3)
+    binary = torch.tensor([[1.0, 0.0, 0.0, 1.0]])  # exact 0/1 values are spins as they are
+    np.testing.assert_array_equal(
+        model_spins(_FixedSamples(binary), {"data": {}}, 1, 0).reshape(4), [1, -1, -1, 1]
+    )
 
 
 def test_compare_includes_the_field(tmp_path: Path) -> None:

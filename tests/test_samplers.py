@@ -126,3 +126,44 @@ def test_gibbs_input_checks() -> None:
         sampler.init_state(rbm, 0)
     with pytest.raises(GenphysError, match=r"\(chains, 6\)"):
         sampler.init_state(rbm, 4, v0=torch.zeros(4, 5))
+
+
+def test_state_dicts_are_snapshots_and_restores_are_independent() -> None:
+    """A saved state does not move with the chains (sample_ and the replay buffer write in
+    place), and two restores from one saved dict run the same chains."""
+    from genphys.samplers.buffer import ReplayBuffer
+
+    model = BernoulliRBM(RBMConfig(n_visible=7, n_hidden=4, init_std=1.0))
+    sampler = GibbsSampler(k=2)
+    state = sampler.init_state(model, n_chains=50, seed=3)
+    saved = state.state_dict()
+    before = saved["v"].clone()
+    sampler.sample_(model, state)
+    assert torch.equal(saved["v"], before) and not torch.equal(state.v, before)
+    one, two = GibbsState.from_state_dict(saved), GibbsState.from_state_dict(saved)
+    a, _ = sampler.sample_(model, one)
+    b, _ = sampler.sample_(model, two)
+    assert torch.equal(a, b) and torch.equal(saved["v"], before)
+    buffer = ReplayBuffer(10).init((3,), torch.Generator().manual_seed(0))
+    snapshot = buffer.state_dict()
+    x = snapshot["x"].clone()
+    buffer.push(torch.full((4, 3), 0.5))
+    assert torch.equal(snapshot["x"], x)
+
+
+def test_tempering_betas_are_exact_in_float64() -> None:
+    sampler = ParallelTemperingSampler(betas=[0.0, 0.3, 0.99999999, 1.0])
+    assert sampler.betas.dtype == torch.float64 and sampler.betas[1].item() == 0.3
+    grid = ParallelTemperingSampler(betas=np.int64(5)).betas
+    assert grid.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_ebm_chains_take_the_models_dtype() -> None:
+    from genphys.models import EBM
+    from genphys.samplers.generate import ebm_generate
+
+    model = EBM(n_features=4, architecture="mlp", hidden=(8,)).double()
+    x = sample_model(model, 3, steps=2)
+    assert x.dtype == torch.float64 and x.shape == (3, 4)
+    y = ebm_generate(model, 3, steps=2, x0=torch.zeros(3, 4))
+    assert y.dtype == torch.float64

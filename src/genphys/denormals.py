@@ -62,20 +62,26 @@ def _flush_this_thread(_: object) -> None:
     torch.set_flush_denormal(True)
 
 
-def flush_denormals() -> bool:
-    """Flush denormals on this thread and on every thread of its OpenMP team.
+@_CALLBACK
+def _keep_on_this_thread(_: object) -> None:
+    torch.set_flush_denormal(False)
+
+
+def flush_denormals(enable: bool = True) -> bool:
+    """Flush denormals (``enable``; else compute with them, IEEE's default) on this thread and
+    on every thread of its OpenMP team.
 
     Returns whether every thread torch computes with from here is set: False when the CPU
     has no flush-to-zero (then nothing is set) or when no OpenMP runtime was found for more
     than one thread (then only the calling thread is set).
     """
-    if not torch.set_flush_denormal(True):
+    if not torch.set_flush_denormal(enable) and enable:
         return False
     threads = torch.get_num_threads()
     lib = _openmp_runtime() if threads > 1 else None
     if lib is None:
         return threads == 1
-    lib.GOMP_parallel(_flush_this_thread, None, threads, 0)
+    lib.GOMP_parallel(_flush_this_thread if enable else _keep_on_this_thread, None, threads, 0)
     return True
 
 

@@ -128,7 +128,7 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Tensor]:
         """Tensors only: the stored examples, the FIFO position and the configuration."""
         return {
-            "x": self._data(),
+            "x": self._data().clone(),  # a snapshot: push writes in place
             "pos": torch.tensor(self.pos, dtype=torch.int64),
             "reinit_fraction": torch.tensor(self.reinit_fraction, dtype=torch.float64),
             "box": torch.tensor([self.low, self.high], dtype=torch.float64),

@@ -39,7 +39,7 @@ class GaussianGibbsState:
     def state_dict(self) -> dict[str, Tensor]:
         """Tensors only: chains, generator state, sweep count."""
         return {
-            "x": self.x,
+            "x": self.x.clone(),
             "rng": self.generator.get_state(),
             "steps": torch.tensor(self.steps, dtype=torch.int64),
         }
@@ -52,7 +52,7 @@ class GaussianGibbsState:
         try:
             generator = torch.Generator(device=device)
             generator.set_state(state["rng"].cpu())
-            return cls(state["x"].to(device), generator, int(state["steps"]))
+            return cls(state["x"].to(device, copy=True), generator, int(state["steps"]))
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise GenphysError(f"Gibbs state is corrupt or incomplete: {exc}") from None
 

@@ -52,13 +52,13 @@ def ebm_generate(
     are clamped after every step: inpainting (known pixels fixed) or denoising.
     """
     sampler = langevin_sampler(model, langevin)
-    device = next(model.parameters()).device
+    param = next(model.parameters())  # chains in the model's device and dtype
+    device, dtype = param.device, param.dtype
     if x0 is None:
-        state = sampler.init_state(
-            (n, model.config.n_features), derive_seed(seed, 5), device=device
-        )
+        shape = (n, model.config.n_features)
+        state = sampler.init_state(shape, derive_seed(seed, 5), device=device, dtype=dtype)
     else:
-        state = sampler.init_state(x0.to(device), derive_seed(seed, 5))
+        state = sampler.init_state(x0.to(device, dtype), derive_seed(seed, 5))
     with evaluating(model):  # Langevin enables the input gradients it needs
         if known is None:
             x, _ = sampler.sample(model.energy, state, None if snapshots else steps, snapshots)

@@ -42,12 +42,12 @@ class GibbsState:
 
     def state_dict(self) -> dict[str, Tensor]:
         state = {
-            "v": self.v,
+            "v": self.v.clone(),  # a snapshot: sample_ advances v in place
             "rng": self.generator.get_state(),
             "steps": torch.tensor(self.steps, dtype=torch.int64),
         }
         if self.hidden is not None:
-            state["hidden"] = self.hidden
+            state["hidden"] = self.hidden.clone()
         return state
 
     @classmethod
@@ -59,8 +59,8 @@ class GibbsState:
         try:
             generator = torch.Generator(device=device)
             generator.set_state(state["rng"].cpu())
-            hidden = state["hidden"].to(device) if "hidden" in state else None
-            return cls(state["v"].to(device), generator, int(state["steps"]), hidden)
+            hidden = state["hidden"].to(device, copy=True) if "hidden" in state else None
+            return cls(state["v"].to(device, copy=True), generator, int(state["steps"]), hidden)
         except (KeyError, RuntimeError) as exc:
             raise GenphysError(f"sampler state is corrupt or incomplete: {exc}") from None
 

@@ -69,7 +69,7 @@ class LangevinState:
     def state_dict(self) -> dict[str, Tensor]:
         """Tensors only (chains, generator state, counters): safe to save with safetensors."""
         return {
-            "x": self.x,
+            "x": self.x.clone(),
             "rng": self.generator.get_state(),
             "steps": torch.tensor(self.steps, dtype=torch.int64),
             "accepted": torch.tensor(self.accepted, dtype=torch.int64),
@@ -85,7 +85,7 @@ class LangevinState:
             generator = torch.Generator(device=device)
             generator.set_state(state["rng"].cpu())
             counters = (int(state[k]) for k in ("steps", "accepted", "proposals"))
-            return cls(state["x"].to(device), generator, *counters)
+            return cls(state["x"].to(device, copy=True), generator, *counters)
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise GenphysError(f"Langevin state is corrupt or incomplete: {exc}") from None
 

@@ -13,6 +13,7 @@ pairs in turn. Samples are the :math:`\beta = 1` replicas.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +43,11 @@ class TemperingState:
     def state_dict(self) -> dict[str, Tensor]:
         assert self.swaps_accepted is not None and self.swaps_attempted is not None
         return {
-            "v": self.v,
+            "v": self.v.clone(),
             "rng": self.generator.get_state(),
             "steps": torch.tensor(self.steps, dtype=torch.int64),
-            "swaps_accepted": self.swaps_accepted,
-            "swaps_attempted": self.swaps_attempted,
+            "swaps_accepted": self.swaps_accepted.clone(),
+            "swaps_attempted": self.swaps_attempted.clone(),
         }
 
     @classmethod
@@ -57,11 +58,11 @@ class TemperingState:
             generator = torch.Generator(device=device)
             generator.set_state(state["rng"].cpu())
             return cls(
-                state["v"].to(device),
+                state["v"].to(device, copy=True),
                 generator,
                 int(state["steps"]),
-                state["swaps_accepted"].to(device),
-                state["swaps_attempted"].to(device),
+                state["swaps_accepted"].to(device, copy=True),
+                state["swaps_attempted"].to(device, copy=True),
             )
         except (KeyError, RuntimeError) as exc:
             raise GenphysError(f"tempering state is corrupt or incomplete: {exc}") from None
@@ -77,8 +78,10 @@ class ParallelTemperingSampler:
     """
 
     def __init__(self, betas: int | list[float] | Tensor = 10, k: int = 1) -> None:
-        grid = torch.linspace(0, 1, betas) if isinstance(betas, int) else torch.as_tensor(betas)
-        grid = grid.double()
+        if isinstance(betas, numbers.Integral):  # an int, or NumPy's
+            grid = torch.linspace(0, 1, int(betas), dtype=torch.float64)
+        else:  # in float64 from the start: 0.3 stays 0.3, close betas stay apart
+            grid = torch.as_tensor(betas, dtype=torch.float64)
         if grid.ndim != 1 or len(grid) < 2:
             raise GenphysError("parallel tempering needs at least 2 temperatures")
         if not (grid[-1] == 1 and (grid[1:] > grid[:-1]).all() and grid[0] >= 0):

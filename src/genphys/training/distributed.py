@@ -28,15 +28,18 @@ def init_distributed(device: str) -> tuple[int, int, bool]:
     return dist.get_rank(), dist.get_world_size(), created
 
 
-def shutdown_distributed() -> None:
-    """Wait for every process, destroy the group and join gloo's worker threads.
+def shutdown_distributed(wait: bool = True) -> None:
+    """Wait for every process (``wait``), destroy the group and join gloo's worker threads.
 
     The caller must first drop what else holds the group (a DistributedDataParallel wrapper).
     A gloo thread still alive when Python finalizes can release a finished collective's
     tensors then, and the process aborts with 'terminate called without an active exception'.
+    After an error only this process may be here: ``wait=False`` skips the barriers (which
+    would hang until the others time out).
     """
-    dist.barrier()
-    dist.barrier()  # every rank has left the first barrier: no message of it is in flight
+    if wait:
+        dist.barrier()
+        dist.barrier()  # every rank has left the first barrier: no message of it is in flight
     dist.destroy_process_group()
     gc.collect()  # the last reference to the group may sit in a cycle (an nn.Module's hooks)
 

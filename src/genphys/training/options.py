@@ -104,3 +104,18 @@ def make_scheduler(
     if cfg.schedule == "cosine":
         return sched.CosineAnnealingLR(opt, T_max=cfg.epochs)
     return sched.LambdaLR(opt, lambda _: 1.0)
+
+
+def rescale_cosine(sched: torch.optim.lr_scheduler.LRScheduler, epochs: int) -> None:
+    """Make a restored cosine schedule anneal to zero at ``epochs`` (a resumed run may have
+    more or fewer epochs than the one that saved it): its period becomes ``epochs`` and the
+    current learning rate the closed form's, from which the schedule's recursion continues."""
+    if not isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) or sched.T_max == epochs:
+        return
+    sched.T_max = epochs
+    e = min(sched.last_epoch, epochs)
+    for group, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
+        group["lr"] = (
+            sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * e / epochs)) / 2
+        )
+    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]

@@ -30,7 +30,12 @@ from genphys.training.distributed import (
     shutdown_distributed,
 )
 from genphys.training.objectives import Objective
-from genphys.training.options import TrainerConfig, make_optimizer, make_scheduler
+from genphys.training.options import (
+    TrainerConfig,
+    make_optimizer,
+    make_scheduler,
+    rescale_cosine,
+)
 from genphys.training.reporting import MetricsLog, progress_bar
 from genphys.training.step import StepContext
 
@@ -162,8 +167,8 @@ class Trainer:
             check_labels(labels[0], "training labels")
             if labels[1] is not None:
                 check_labels(labels[1], "validation labels")
-        if cfg.flush_denormal:  # denormal Adam moments slow CPU steps by up to 60%
-            flush_denormals()
+        # denormal Adam moments slow CPU steps by up to 60%; False keeps IEEE arithmetic
+        flush_denormals(cfg.flush_denormal)
         self._setup(train, batch_transform)
         if resume:
             self._load_latest()
@@ -180,6 +185,7 @@ class Trainer:
             self._val_labels = None
         previous = signal.getsignal(signal.SIGINT)
         handler_installed = _install_sigint(self)
+        completed = False
         try:
             at_limit = cfg.max_steps is not None and self.global_step >= cfg.max_steps
             if at_limit:  # a resumed run already at its step limit takes no step
@@ -196,13 +202,15 @@ class Trainer:
                     break
             if self.epoch >= cfg.epochs and self.is_main and self.run_dir is not None:
                 io.save_model(self.run_dir / io.MODEL_FILE, self.model)
-            if self._owns_group:  # the group this trainer created ends with its training
-                self.wrapped = self.model  # DDP holds the group: it must go for gloo to stop
-                shutdown_distributed()
-                self._owns_group = False
+            completed = True
         finally:
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
+            if self._owns_group:  # the group this trainer created ends with its training
+                self.wrapped = self.model  # DDP holds the group: it must go for gloo to stop
+                # after an error other ranks may not reach a barrier: no wait then
+                shutdown_distributed(wait=completed)
+                self._owns_group = False
             self._log.close()
         return self.history
 
@@ -220,6 +228,7 @@ class Trainer:
         self, train: Tensor, batch_transform: BatchTransform | None, labels: Tensor | None
     ) -> bool:
         batches = self._batches(len(train)).to(self.device)
+        self.model.train()  # e.g. a model from io.load_run, which comes in eval mode
         ctx = StepContext(self)
         sums = self._sums  # (sum, count) of each step metric this epoch (restored on resume)
         bar = None
@@ -259,6 +268,11 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        if self.world_size > 1 and sums:  # every rank's steps: (sum, count) over processes
+            keys = sorted(sums)
+            total = torch.stack([sums[k] for k in keys])
+            dist.all_reduce(total)
+            sums = dict(zip(keys, total, strict=True))
         self._epoch_train = {f"train/{k}": float(v[0] / v[1]) for k, v in sums.items()}
         self._sums = {}
         self._epoch_seconds = time.perf_counter() - start
@@ -399,11 +413,15 @@ class Trainer:
             self.global_step = int(state["global_step"])
         except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as exc:
             raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
-        if self.epoch > self.config.epochs:  # config.json would claim fewer than were done
+        done = self.epoch + (self.batch_in_epoch > 0)  # a started epoch counts
+        if done > self.config.epochs:  # config.json would claim fewer than were done
+            started = " (and started the next)" if self.batch_in_epoch else ""
             raise GenphysError(
-                f"{self.run_dir} has done {self.epoch} epochs; resume with --epochs >= "
-                f"{self.epoch} (now {self.config.epochs})"
+                f"{self.run_dir} has done {self.epoch} epochs{started}; resume with "
+                f"--epochs >= {done} (now {self.config.epochs})"
             )
+        for sched in self.schedulers.values():
+            rescale_cosine(sched, self.config.epochs)
         self.history = MetricsLog.read(self.run_dir, self.epoch)  # up to the checkpoint
         self._log.rewrite(self.history)
         if self.is_main:  # the run goes on: its old final weights would be stale
