@@ -448,3 +448,32 @@ def test_classifier_labels_out_of_range_are_one_line_and_write_nothing(tmp_path:
         "train", "classifier", "--config", cfg, "--epochs", "1", "--no-progress",
         "--out", out)))  # fmt: skip
     assert "[0, 2)" in line and not out.exists(), line
+
+
+def test_exit_codes_of_a_diverged_and_an_interrupted_run(tmp_path: Path, cli) -> None:
+    """The README's promise: divergence exits with 1, Ctrl-C checkpoints and exits with 130."""
+    import signal
+    import time
+
+    out = tmp_path / "diverged"
+    code, _, err = cli(
+        "train", "vae", "--optimizer", "sgd", "--lr", "1e30", "--no-progress", "--out", out
+    )
+    assert code == 1 and "diverged" in err and len(err.strip().splitlines()) == 1
+    assert not (out / io.MODEL_FILE).exists()
+    run = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "genphys.cli", "train", "rbm", "--epochs", "1000"]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress", "--out", str(run)], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / io.METRICS_FILE).exists() or not (run / io.METRICS_FILE).read_text():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)  # an epoch is done: the trainer is in its loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert io.checkpoint_dirs(run) and not (run / io.MODEL_FILE).exists()

@@ -399,3 +399,19 @@ def test_mlp_gan_covers_the_ring_of_gaussians(tmp_path: Path, cli) -> None:
     cover = mode_coverage(samples, ring_centers(), std=0.02)
     assert cover.modes_hit >= 7, cover
     assert cover.high_quality.value > 0.5, cover
+
+
+def test_slerp_follows_the_great_circle() -> None:
+    from genphys.plotting_gan import slerp
+
+    a, b = torch.tensor([3.0, 0.0, 0.0]), torch.tensor([0.0, 3.0, 0.0])  # 90 degrees apart
+    t = torch.tensor([[0.0], [0.5], [1.0], [0.25]])
+    path = slerp(a, b, t)
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[2], b)
+    torch.testing.assert_close(path[1], (a + b) / 2**0.5)  # the arc's midpoint, norm 3
+    torch.testing.assert_close(path.norm(dim=1), torch.full((4,), 3.0))
+    angle = torch.atan2(path[3, 1], path[3, 0])
+    assert angle.item() == pytest.approx(torch.pi / 8, rel=1e-6)  # a quarter of the way
+    same = slerp(a, a, t)  # no angle: the straight line (a constant here)
+    torch.testing.assert_close(same, a.expand(4, 3))

@@ -51,12 +51,30 @@ def test_sklearn_style_estimator() -> None:
         n_components=16, learning_rate=0.05, batch_size=20, n_iter=3, random_state=0
     ).fit(X)
     assert est.components_.shape == (16, 64)
-    h = est.transform(X[:5])
-    assert h.shape == (5, 16) and ((h > 0) & (h < 1)).all()
+    W, c, b = (
+        np.float64(a) for a in (est.components_, est.intercept_hidden_, est.intercept_visible_)
+    )
+    h = est.transform(X[:5])  # p(h = 1 | v), from the attributes sklearn users read
+    np.testing.assert_allclose(h, 1 / (1 + np.exp(-(X[:5] @ W.T + c))), rtol=1e-5)
+    # score_samples: n_features x log p(x_i | x_-i) for one random i per example, whose mean
+    # over examples estimates the exact pseudo-log-likelihood sum_i log p(x_i | x_-i)
+
+    def free_energy(v: np.ndarray) -> np.ndarray:
+        return -(v @ b) - np.logaddexp(0, v @ W.T + c).sum(-1)
+
+    exact = np.zeros(len(X))
+    for i in range(X.shape[1]):
+        flipped = X.copy()
+        flipped[:, i] = 1 - flipped[:, i]
+        exact -= np.logaddexp(0, free_energy(X) - free_energy(flipped))  # log sigmoid(F' - F)
     scores = est.score_samples(X)
     assert scores.shape == (len(X),) and (scores <= 0).all()
+    se = scores.std(ddof=1) / np.sqrt(len(X))
+    assert abs(scores.mean() - exact.mean()) < 4 * se, (scores.mean(), exact.mean(), se)
     v = est.gibbs(X[:4])
     assert set(np.unique(v)) <= {0.0, 1.0}
+    samples = est.sample(n_samples=6, n_steps=3)
+    assert samples.shape == (6, 64) and set(np.unique(samples)) <= {0.0, 1.0}
     again = SklearnStyleRBM(
         n_components=16, learning_rate=0.05, batch_size=20, n_iter=3, random_state=0
     ).fit(X)
