@@ -490,3 +490,23 @@ def test_exit_codes_of_a_diverged_and_an_interrupted_run(tmp_path: Path, cli) ->
         proc.kill()
     assert proc.returncode == 130, err
     assert io.checkpoint_dirs(run) and not (run / io.MODEL_FILE).exists()
+
+
+def test_messages_name_the_flags_and_the_command(run_dir: Path, tmp_path: Path, cli) -> None:
+    line = one_line_error(*code_and_err(cli("train", "rbm", "--loss", "bce")))
+    assert line == "error: --loss does not apply to rbm"
+    assert "--no-compile does not apply to vae" in one_line_error(
+        *code_and_err(cli("train", "vae", "--no-compile"))
+    )
+    line = one_line_error(*code_and_err(cli("train", "rbm", "--bogus", "1")))
+    assert "genphys train: unrecognized arguments: --bogus 1 (see genphys train --help)" in line
+    assert "COMMAND" in one_line_error(*code_and_err(cli("ebm")))
+    line = one_line_error(*code_and_err(cli("evaluate", run_dir, "--split", "test")))
+    assert "--split picks the file split of --data" in line
+    line = one_line_error(*code_and_err(cli("plot", run_dir, "--kind", "latent")))
+    assert "holds a BernoulliRBM; genphys sample RUN_DIR draws its samples" in line
+    assert not (tmp_path / "x").exists()
+    code, out, _ = cli("train", "--help")
+    assert code == 0 and "(default 100; vae, ae 50; grbm 40; ebm 60; classifier 10)" in " ".join(
+        out.split()
+    )

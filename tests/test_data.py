@@ -376,7 +376,7 @@ def test_prepare_data_rejects_nan_and_out_of_range(tmp_path: Path) -> None:
     with pytest.raises(GenphysError, match="contains NaN or Inf"):
         prepare_data(DataConfig(name=str(tmp_path / "nan.npy")))
     np.save(tmp_path / "wide.npy", np.linspace(-2, 2, 40).reshape(10, 4))
-    with pytest.raises(GenphysError, match="scale='none'"):
+    with pytest.raises(GenphysError, match=r"scale 'none' \(--scale none\)"):
         prepare_data(DataConfig(name=str(tmp_path / "wide.npy"), binarize="none"))
     kept = prepare_data(DataConfig(name=str(tmp_path / "wide.npy"), binarize="none", scale="none"))
     assert float(kept.train.min()) < 0

@@ -146,7 +146,7 @@ def test_ebm_through_the_cli(tmp_path: Path, cli) -> None:
     assert code == 0, err
     code, out, err = cli("sample", run, "--snapshots", "--n", "3", "--steps", "30")
     assert code == 0 and "[0, 1, 3, 5, 10, 30]" in out, err
-    assert np.load(run / "samples.npz")["samples"].shape == (3, 64)
+    assert np.load(run / "snapshots.npz")["samples"].shape == (3, 64)
     code, out, err = cli("evaluate", run, "--json", "--n-samples", "20", "--steps", "10")
     assert code == 0, err  # no likelihood: the sample-quality metrics its data allow
     mmd = json.loads(out)["mmd"]

@@ -415,3 +415,30 @@ def test_slerp_follows_the_great_circle() -> None:
     assert angle.item() == pytest.approx(torch.pi / 8, rel=1e-6)  # a quarter of the way
     same = slerp(a, a, t)  # no angle: the straight line (a constant here)
     torch.testing.assert_close(same, a.expand(4, 3))
+
+
+def test_figures_of_2d_points_are_scatter_plots(tmp_path: Path) -> None:
+    """The ring's GAN draws points in the plane: its figures hold the samples themselves."""
+    from genphys.plotting_gan import (
+        POINT_SAMPLES,
+        plot_noise_interpolation,
+        plot_progress,
+        plot_samples,
+        save_epoch_samples,
+    )
+
+    torch.manual_seed(0)
+    gan = GAN(n_features=2, hidden=(8,), output="identity", noise_dim=3)
+    points = plot_samples(gan, (2,), tmp_path / "s.png", seed=1)
+    assert points.shape == (POINT_SAMPLES, 2) and (tmp_path / "s.png").is_file()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        expected = gan.eval().generate(gan.noise(POINT_SAMPLES, g), average=True)
+    np.testing.assert_allclose(points, expected.numpy(), rtol=1e-6)
+    for epoch in (1, 2):
+        save_epoch_samples(gan, tmp_path, epoch, (2,), seed=0)
+    kept = np.load(tmp_path / "samples" / "epoch-0002.npy")
+    assert kept.shape == (POINT_SAMPLES, 2)
+    assert plot_progress(tmp_path, (2,), tmp_path / "p.png").is_file()
+    paths = plot_noise_interpolation(gan, (2,), tmp_path / "i.png", seed=2, steps=5, rows=3)
+    assert paths.shape == (15, 2) and (tmp_path / "i.png").is_file()

@@ -103,6 +103,9 @@ def test_exact_command_prints_kaufman_and_enumeration(capsys: pytest.CaptureFixt
     exact = exact_observables(4, 2.5)
     assert row["energy"] == pytest.approx(exact["energy"], rel=1e-12)
     assert row["abs_magnetization"] == pytest.approx(exact["abs_magnetization"], rel=1e-12)
+    assert main(["ising", "exact", "--L", "5", "--T", "2.5", "--json"]) == 0  # enumerated too
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["binder"] == pytest.approx(exact_observables(5, 2.5)["binder"], rel=1e-12)
 
 
 def test_bad_ising_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -26,6 +26,37 @@ from genphys.rng import derive_seed
 
 SAMPLES_DIR = "samples"
 PROGRESS_ROW = 10  # fixed-noise images per epoch in the progress figure
+POINT_SAMPLES = 1000  # samples in the scatter plots of 2-D data (a ring of Gaussians)
+
+
+def is_points(image_shape: tuple[int, ...]) -> bool:
+    """Whether examples are points in the plane (e.g. the ring of Gaussians): figures are then
+    scatter plots, not image grids."""
+    return tuple(image_shape) == (2,)
+
+
+def _save_scatter(
+    groups: list[tuple[np.ndarray, str]], path: str | Path, lines: bool = False
+) -> None:
+    """Points (n, 2) of each (array, label) group in one square panel, or paths with ``lines``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for x, label in groups:
+        if lines:
+            ax.plot(x[:, 0], x[:, 1], "-o", ms=3, lw=1, label=label)
+        else:
+            ax.scatter(x[:, 0], x[:, 1], s=4, alpha=0.5, label=label)
+    ax.set_aspect("equal", adjustable="datalim")
+    if len(groups) > 1:
+        ax.legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
 
 
 def to_unit(model: GAN, x: Tensor) -> Tensor:
@@ -53,15 +84,21 @@ def save_epoch_samples(
     seed: int,
     n: int = 64,
 ) -> Path:
-    """Write the epoch's fixed-noise grid (PNG) and its first :data:`PROGRESS_ROW` images."""
-    x = _generate_eval(model, fixed_noise(model, n, seed))
+    """Write the epoch's fixed-noise grid (PNG) and its first :data:`PROGRESS_ROW` images (2-D
+    points: a scatter plot of :data:`POINT_SAMPLES` points, all kept)."""
+    points = is_points(image_shape)
+    x = _generate_eval(model, fixed_noise(model, POINT_SAMPLES if points else n, seed))
     folder = Path(run_dir) / SAMPLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / f"epoch-{epoch:04d}.png"
-    save_image_grid(x, image_shape, png)
+    if points:
+        _save_scatter([(x.numpy(), f"epoch {epoch}")], png)
+    else:
+        save_image_grid(x, image_shape, png)
     with atomic_path(folder / f"epoch-{epoch:04d}.npy") as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, x[:PROGRESS_ROW].numpy().astype(np.float32), allow_pickle=False)
+            kept = x if points else x[:PROGRESS_ROW]
+            np.save(f, kept.numpy().astype(np.float32), allow_pickle=False)
     return png
 
 
@@ -78,6 +115,10 @@ def plot_progress(run_dir: str | Path, image_shape: tuple[int, ...], path: str |
     picks = sorted({round(i * (len(files) - 1) / 11) for i in range(12)} if len(files) > 12
                    else range(len(files)))  # fmt: skip
     rows = [np.load(files[i], allow_pickle=False) for i in picks]
+    if is_points(image_shape):  # the samples of each picked epoch in one plane
+        epochs = [int(files[i].stem.split("-")[1]) for i in picks]
+        _save_scatter([(r, f"epoch {e}") for r, e in zip(rows, epochs, strict=True)], path)
+        return Path(path)
     fig, axes = plt.subplots(len(rows), 1, figsize=(PROGRESS_ROW, 1.1 * len(rows)), squeeze=False)
     for ax, i, row in zip(axes[:, 0], picks, rows, strict=True):
         ax.imshow(image_grid(row, image_shape, nrow=len(row)), cmap="gray", vmin=0, vmax=1)
@@ -164,6 +205,10 @@ def plot_noise_interpolation(
         ]
     )
     x = _generate_eval(model, z)
+    if is_points(image_shape):  # each interpolation as a path in the plane
+        paths = x.view(rows, steps, 2).numpy()
+        _save_scatter([(p, f"pair {r + 1}") for r, p in enumerate(paths)], path, lines=True)
+        return x.numpy()
     save_image_grid(x, image_shape, path, nrow=steps)
     return image_grid(x, image_shape, nrow=steps)
 
@@ -171,8 +216,13 @@ def plot_noise_interpolation(
 def plot_samples(
     model: GAN, image_shape: tuple[int, ...], path: str | Path, n: int = 64, seed: int = 0
 ) -> np.ndarray:
-    """A square-ish grid of ``n`` samples g(z) (eval mode). Returns the grid array."""
+    """A square-ish grid of ``n`` samples g(z) (eval mode). Returns the grid array (2-D
+    points: a scatter plot of at least :data:`POINT_SAMPLES`, and the points)."""
     g = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    if is_points(image_shape):
+        x = _generate_eval(model, model.noise(max(n, POINT_SAMPLES), g))
+        _save_scatter([(x.numpy(), "g(z)")], path)
+        return x.numpy()
     x = _generate_eval(model, model.noise(n, g))
     nrow = max(1, math.ceil(math.sqrt(n)))
     save_image_grid(x, image_shape, path, nrow=nrow)
@@ -180,6 +230,7 @@ def plot_samples(
 
 
 __all__ = [
+    "is_points",
     "plot_game",
     "plot_noise_interpolation",
     "plot_progress",

@@ -16,6 +16,7 @@ from genphys.cli.vmc import vmc  # noqa: F401  (genphys vmc ...)
 from genphys.config import load_config_file
 from genphys.errors import GenphysError
 from genphys.io import json_safe
+from genphys.models.classifier import Classifier
 from genphys.models.gan import GAN
 from genphys.models.rbm import RBMBase
 
@@ -53,6 +54,7 @@ def train(args: argparse.Namespace) -> int:
     else:
         io.check_output_dir(out)  # before the data are loaded
         user = load_config_file(args.config) if args.config else {}
+        _check_flags_apply(args, user)
         cfg = resolve_config(args.family, merge(user, flags))
     trainer, _ = train_run(cfg, out=out, resume=args.resume)
     finished = trainer.epoch >= trainer.config.epochs
@@ -68,6 +70,31 @@ def train(args: argparse.Namespace) -> int:
         print(f"{status} at epoch {trainer.epoch}, step {trainer.global_step}; {shown}")
         print(f"run directory: {out}")
     return 130 if interrupted else 0
+
+
+def _check_flags_apply(args: argparse.Namespace, user: dict[str, Any]) -> None:
+    """A model or objective flag that the family's model or objective does not have is an
+    error naming the flag (rather than the configuration key it sets)."""
+    import dataclasses
+
+    from genphys.cli.main import SWITCHES, TRAIN_FLAGS
+    from genphys.registry import MODELS, OBJECTIVES
+    from genphys.training.run import FAMILIES
+
+    preset = FAMILIES.get(args.family)
+    if preset is None:
+        return
+    tables = {"model": MODELS, "objective": OBJECTIVES}
+    given = [(f, *TRAIN_FLAGS[f][:2]) for f in TRAIN_FLAGS if getattr(args, f) is not None]
+    given += [(f, *SWITCHES[f][:2]) for f in SWITCHES if getattr(args, f)]
+    for flag, section, key in given:
+        if section not in tables:
+            continue
+        name = (user.get(section) or {}).get("name", preset[section]["name"])
+        cls = tables[section].get(name)
+        config = getattr(cls, "Config", None)
+        if config is not None and key not in {f.name for f in dataclasses.fields(config)}:
+            raise GenphysError(f"--{flag.replace('_', '-')} does not apply to {args.family}")
 
 
 def _png_path(out: str) -> Path:
@@ -89,7 +116,10 @@ def sample(args: argparse.Namespace) -> int:
     if args.n < 1 or args.steps < 1:
         raise GenphysError("--n and --steps must be >= 1")
     model, cfg = io.load_run(args.run_dir)
-    png = _png_path(args.out) if args.out else Path(args.run_dir) / "samples.png"
+    if isinstance(model, Classifier):
+        raise GenphysError(f"{args.run_dir} holds a classifier, which has no samples")
+    default = "snapshots.png" if args.snapshots else "samples.png"  # keep training's figure
+    png = _png_path(args.out) if args.out else Path(args.run_dir) / default
     langevin = cfg.get("objective", {}).get("config")
     scale = cfg.get("data", {}).get("scale")
     if args.snapshots:
@@ -270,11 +300,13 @@ def _shown(value: Any) -> str:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from genphys.models.classifier import Classifier
     from genphys.models.ebm import EBM
 
     if args.k < 1:
         raise GenphysError("--k must be >= 1")
+    if args.split and not args.data:
+        raise GenphysError("--split picks the file split of --data; without --data the run's "
+                           "own held-out split is evaluated")  # fmt: skip
     model, cfg = io.load_run(args.run_dir)
     x, y, split = _evaluation_data(args, cfg)
     model.check_data(x, "evaluation data")  # type: ignore[operator]
@@ -317,13 +349,15 @@ def plot(args: argparse.Namespace) -> int:
     model, cfg = io.load_run(args.run_dir)
     if "data" not in cfg or "image_shape" not in cfg:
         raise GenphysError(f"{args.run_dir}/config.json lacks its data section or image shape")
-    out = _png_path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
+    name = "game" if isinstance(model, GAN) and args.kind == "curves" else args.kind
+    out = _png_path(args.out) if args.out else Path(args.run_dir) / f"{name}.png"
     if isinstance(model, GAN):
         return _plot_gan(model, cfg, args, out)
     if not hasattr(model, "encode"):
+        hint = "" if isinstance(model, Classifier) else "; genphys sample RUN_DIR draws its samples"
         raise GenphysError(
-            "genphys plot draws latent-variable models (vae, ae, gan); for an RBM use "
-            "genphys sample"
+            f"genphys plot draws VAEs, autoencoders and GANs; this run holds a "
+            f"{type(model).__name__}{hint}"
         )
     if args.kind in ("progress", "curves"):
         raise GenphysError(
@@ -379,6 +413,8 @@ def ebm(args: argparse.Namespace) -> int:
     real, _, split = _evaluation_data(args, cfg)
     others = {}
     if args.file:
+        if Path(args.file).suffix.lower() not in (".npy", ".npz"):
+            raise GenphysError(f"the images to score must be a .npy or .npz file, got {args.file}")
         file_cfg = {**cfg["data"], "name": args.file, "split": "train", "val_fraction": 0.0}
         other = prepare_data(DataConfig.from_dict({**file_cfg, "limit": None})).train
         model.check_data(other, str(args.file))

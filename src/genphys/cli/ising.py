@@ -19,7 +19,9 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         description="The square-lattice Ising ferromagnet (J = 1, periodic): simulate "
         "datasets, print exact results, compare trained models' samples with Monte Carlo.",
     )
-    isub = ising.add_subparsers(dest="ising_command", required=True, parser_class=parser_class)
+    isub = ising.add_subparsers(
+        dest="ising_command", metavar="COMMAND", required=True, parser_class=parser_class
+    )
     sim = isub.add_parser(
         "simulate",
         help="Monte Carlo configurations at several temperatures -> .npz",
@@ -35,14 +37,14 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     sim.add_argument("--field", type=float, default=0.0, help="magnetic field h")
     sim.add_argument("--thin", type=int, help="sweeps between samples (default: measured tau)")
     sim.add_argument("--burn-in", type=int, help="burn-in sweeps (default: from measured tau)")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=int, default=0, help="random seed")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
 
     exact = isub.add_parser(
         "exact",
-        help="exact energy and specific heat (Kaufman, Onsager; enumeration for L <= 4)",
+        help="exact energy and specific heat (Kaufman, Onsager; enumeration for L <= 5)",
         description="Exact results of the L x L torus (Kaufman 1949) and the infinite lattice "
-        "(Onsager 1944, Yang 1952); every observable by enumeration for L <= 4.",
+        "(Onsager 1944, Yang 1952); every observable by enumeration for L <= 5.",
     )
     exact.add_argument("--L", type=int, required=True)
     exact.add_argument("--T", required=True, help="temperatures: T, T1,T2,... or start:stop:step")
@@ -60,7 +62,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     cmp.add_argument("--data", required=True, help="the Ising dataset (.npz) the runs used")
     cmp.add_argument("--n-samples", type=int, default=2000, help="model samples per run")
     cmp.add_argument("--gibbs-steps", type=int, default=2000, help="RBM Gibbs sweeps per chain")
-    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--seed", type=int, default=0, help="random seed")
     cmp.add_argument("--out", help="directory for the plots (default: beside the data file)")
     cmp.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -160,7 +162,7 @@ def _exact(args: argparse.Namespace) -> int:
             "onsager_specific_heat": float(ex.onsager_specific_heat(T)),
             "onsager_magnetization": float(ex.onsager_magnetization(T)),
         }
-        if args.L <= 4:
+        if args.L <= ex.MAX_ENUMERATION_L:  # |m|, chi, Binder: by enumeration
             enum = ex.exact_observables(args.L, T)
             row |= {k: float(enum[k]) for k in ("abs_magnetization", "susceptibility", "binder")}
         rows.append(row)

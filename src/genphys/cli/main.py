@@ -15,11 +15,66 @@ from typing import Any
 from genphys.errors import GenphysError, TrainingDiverged
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already speaks of one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+            return action.help
+        return f"{text} (default {default})"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports mistakes on one line (exit code 2)."""
+    """argparse that reports mistakes on one line (exit code 2) and shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _family_defaults(section: str, key: str) -> str:
+    """The default of a ``train`` setting in each model family it applies to, for --help:
+    "default 100" when they agree, else "default: rbm 100, vae 50"."""
+    import dataclasses
+
+    from genphys.registry import MODELS
+    from genphys.training.run import FAMILIES, resolve_config
+
+    found: dict[str, Any] = {}
+    for family in FAMILIES:
+        cfg = resolve_config(family, {})
+        if section in ("trainer", "data"):
+            found[family] = cfg[section].get(key)
+            continue
+        settings = cfg[section].get("config") or {}
+        if key in settings:
+            found[family] = settings[key]
+        elif section == "model" and cfg["model"]["name"] in MODELS:
+            config: Any = getattr(MODELS[cfg["model"]["name"]], "Config", None)
+            fields = {f.name: f for f in dataclasses.fields(config)} if config else {}
+            if key in fields and fields[key].default is not dataclasses.MISSING:
+                found[family] = fields[key].default
+    if all(v is None for v in found.values()):
+        return ""
+    groups: dict[str, list[str]] = {}  # shown value -> families
+    for family, value in found.items():
+        groups.setdefault("none" if value is None else _show(value), []).append(family)
+    common = max(groups, key=lambda v: len(groups[v]))
+    if len(groups[common]) == 1 and len(groups) > 1:  # no majority: each family's
+        return " (default: " + "; ".join(f"{', '.join(f)} {v}" for v, f in groups.items()) + ")"
+    others = "".join(f"; {', '.join(f)} {v}" for v, f in groups.items() if v != common)
+    return f" (default {common}{others})"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _int_list(text: str) -> list[int]:
@@ -45,8 +100,18 @@ def _float_pair(text: str) -> list[float]:
 TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "hidden": ("model", "n_hidden", int, "number of hidden units (rbm, grbm)"),
     "latent_dim": ("model", "latent_dim", int, "latent size (vae, ae)"),
-    "widths": ("model", "hidden", _int_list, "MLP widths, e.g. 512,512 (vae, ae, gan)"),
-    "architecture": ("model", "architecture", str, "mlp or conv (vae, ae); mlp or dcgan (gan)"),
+    "widths": (
+        "model",
+        "hidden",
+        _int_list,
+        "MLP widths, e.g. 512,512 (vae, ae, gan); base width (ebm)",
+    ),
+    "architecture": (
+        "model",
+        "architecture",
+        str,
+        "mlp or conv (vae, ae); mlp or dcgan (gan); cnn or mlp (ebm)",
+    ),
     "likelihood": ("model", "likelihood", str, "bernoulli or gaussian (vae)"),
     "beta": ("model", "beta", float, "weight of the KL term (vae)"),
     "loss": (
@@ -56,10 +121,20 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
         "mse or bce reconstruction (ae); non_saturating, minimax or wgan_gp (gan)",
     ),
     "noise_dim": ("model", "noise_dim", int, "noise size (gan; default 20 mlp, 100 dcgan)"),
-    "output": ("model", "output", str, "generator output: tanh for [-1, 1] or sigmoid (gan)"),
+    "output": (
+        "model",
+        "output",
+        str,
+        "generator output: tanh ([-1, 1]), sigmoid ([0, 1]) or identity (gan)",
+    ),
     "label_smoothing": ("model", "label_smoothing", float, "one-sided label smoothing (gan)"),
     "gp_weight": ("model", "gp_weight", float, "gradient-penalty weight (gan, wgan_gp)"),
-    "ema_decay": ("model", "ema_decay", float, "sample from a moving average of g (gan)"),
+    "ema_decay": (
+        "model",
+        "ema_decay",
+        float,
+        "sample from a moving average of g, e.g. 0.999 (gan; default none)",
+    ),
     "init_std": ("model", "init_std", float, "initial weight standard deviation"),
     "sigma": ("model", "sigma", float, "Gaussian standard deviation (grbm; vae gaussian)"),
     "min_sigma": ("model", "min_sigma", float, "floor of a learned Gaussian std (vae, grbm)"),
@@ -69,8 +144,13 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "temperatures": ("objective", "temperatures", int, "parallel-tempering replicas"),
     "d_steps": ("objective", "d_steps", int, "discriminator updates per generator update (gan)"),
     "g_steps": ("objective", "g_steps", int, "generator updates per turn (gan)"),
-    "g_lr": ("objective", "generator_lr", float, "generator learning rate (gan)"),
-    "d_lr": ("objective", "discriminator_lr", float, "discriminator learning rate (gan)"),
+    "g_lr": ("objective", "generator_lr", float, "generator learning rate (gan; default --lr)"),
+    "d_lr": (
+        "objective",
+        "discriminator_lr",
+        float,
+        "discriminator learning rate (gan; default --lr)",
+    ),
     "langevin_steps": ("objective", "langevin_steps", int, "Langevin steps per update (ebm)"),
     "langevin_step": ("objective", "step_size", float, "Langevin step size (ebm)"),
     "noise": ("objective", "noise", float, "Langevin noise scale (ebm)"),
@@ -91,7 +171,13 @@ TRAIN_FLAGS: dict[str, tuple[str, str, Any, str]] = {
     "device": ("trainer", "device", str, "cpu, cuda or auto"),
     "checkpoint_every": ("trainer", "checkpoint_every", int, "epochs between checkpoints"),
     "max_steps": ("trainer", "max_steps", int, "stop (with a checkpoint) after N steps"),
-    "data": ("data", "name", str, "mnist, fashion-mnist, digits or a .npy/.npz file"),
+    "data": (
+        "data",
+        "name",
+        str,
+        "digits, mnist, fashion-mnist, ring, an Ising dataset .npz (with "
+        "--temperature) or a .npy/.npz file",
+    ),
     "split": ("data", "split", str, "which file split to read: train or test"),
     "binarize": ("data", "binarize", str, "none, static or dynamic"),
     "scale": ("data", "scale", str, "unit ([0, 1]), symmetric ([-1, 1]) or none (as stored)"),
@@ -113,7 +199,7 @@ SWITCHES = {
 def build_parser() -> argparse.ArgumentParser:
     from genphys import __version__
 
-    parser = _Parser(prog="genphys", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="genphys", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"genphys {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -130,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML or JSON file with model/objective/trainer/data")
     train.add_argument("--out", default=None, help="run directory (default runs/<family>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for flag, (_, _, typ, text) in TRAIN_FLAGS.items():
+    for flag, (section, key, typ, text) in TRAIN_FLAGS.items():
+        if "default" not in text:
+            text += _family_defaults(section, key)
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=text)
     for flag, (_, _, _, text) in SWITCHES.items():
         train.add_argument("--" + flag.replace("_", "-"), dest=flag, action="store_true", help=text)
@@ -150,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="EBM: a strip of each chain at steps 0, 1, 3, 5, 10, 30, 50, 100, 300, 999",
     )
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="random seed")
     sample.add_argument("--binary", action="store_true", help="save sampled units, not means")
-    sample.add_argument("--out", help="output PNG (default RUN_DIR/samples.png)")
+    sample.add_argument(
+        "--out", help="output PNG (default RUN_DIR/samples.png; snapshots.png with --snapshots)"
+    )
 
     ev = sub.add_parser(
         "evaluate",
@@ -168,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="log Z by enumeration or annealed importance sampling",
     )
-    ev.add_argument("--ais-chains", type=int, default=100)
-    ev.add_argument("--ais-betas", type=int, default=10000)
+    ev.add_argument("--ais-chains", type=int, default=100, help="AIS chains (runs)")
+    ev.add_argument("--ais-betas", type=int, default=10000, help="AIS inverse temperatures")
     ev.add_argument("--k", type=int, default=1000, help="importance samples of the IWAE bound")
     ev.add_argument("--data", help="evaluate on this data instead of the run's held-out split")
     ev.add_argument("--split", choices=["train", "test"], help="file split of --data")
@@ -192,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="features for fid/is: mnist, fashion-mnist (packaged) or a classifier run "
         "directory (default: the one packaged for the run's data)",
     )
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, default=0, help="random seed")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     ebm = sub.add_parser(
@@ -200,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="energy-based model tools",
         description="Tools for energy-based models.",
     )
-    ebm_sub = ebm.add_subparsers(dest="ebm_command", required=True, parser_class=_Parser)
+    ebm_sub = ebm.add_subparsers(
+        dest="ebm_command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     score = ebm_sub.add_parser(
         "score",
         help="energies of images in FILE beside held-out data, noise, flipped and shrunken",
@@ -210,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("run_dir")
     score.add_argument("file", nargs="?", help="images to score (.npy/.npz); optional")
-    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--seed", type=int, default=0, help="random seed")
     score.add_argument("--json", action="store_true", help="print one JSON object")
 
     from genphys.cli.ising import add_parser as add_ising_parser
@@ -241,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
             "curves",
         ],
     )
-    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--seed", type=int, default=0, help="random seed")
     plot.add_argument("--out", help="output PNG (default RUN_DIR/<kind>.png)")
     return parser
 
@@ -255,7 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from genphys.denormals import flush_denormals
 
     flush_denormals()  # denormal Adam moments slow CPU arithmetic by up to 60%
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command that was given, with the help that lists its options
+        words = [args.command, getattr(args, f"{args.command}_command", None)]
+        prog = " ".join(["genphys", *(w for w in words if w)])
+        parser.exit(2, f"error: {prog}: unrecognized arguments: {' '.join(extra)} "
+                       f"(see {prog} --help)\n")  # fmt: skip
     from genphys.cli import commands
 
     try:

@@ -246,12 +246,14 @@ def prepare_data(
     if not bool(torch.isfinite(x).all()):
         raise GenphysError(f"data {data.name} contains NaN or Inf values")
     if config.binarize != "none":  # a threshold or probabilities need values in [0, 1]
-        _check_unit(x, f"data {data.name} ({config.binarize} binarisation)")
+        hint = "; binarization reads values as probabilities: binarize 'none' (--binarize none)"
+        _check_unit(x, f"data {data.name} ({config.binarize} binarisation)", hint + " keeps them")
     if config.binarize == "static":
         x = binarize(x, config.threshold)
     if config.binarize != "dynamic":  # (dynamic: each batch is drawn, then scaled)
         if config.scale == "unit":
-            _check_unit(x, f"data {data.name}", "; set scale='none' to keep values as stored")
+            hint = "; scale 'none' (--scale none) keeps values as stored"
+            _check_unit(x, f"data {data.name}", hint)
         elif config.scale == "symmetric":
             _check_unit(x, f"data {data.name}")
             x = 2.0 * x - 1.0
