@@ -442,3 +442,12 @@ def test_figures_of_2d_points_are_scatter_plots(tmp_path: Path) -> None:
     assert plot_progress(tmp_path, (2,), tmp_path / "p.png").is_file()
     paths = plot_noise_interpolation(gan, (2,), tmp_path / "i.png", seed=2, steps=5, rows=3)
     assert paths.shape == (15, 2) and (tmp_path / "i.png").is_file()
+
+
+def test_wgan_gp_critic_has_no_dropout_by_default() -> None:
+    assert GAN(n_features=4, loss="wgan_gp").config.dropout == 0.0
+    assert GAN(n_features=4).config.dropout == 0.3  # the tutorial's, for the other losses
+    critic = GAN(n_features=4, loss="wgan_gp", hidden=(8,)).train()
+    x = torch.rand(16, 4)
+    torch.testing.assert_close(critic(x), critic(x))  # deterministic in training mode
+    assert GAN(n_features=4, loss="wgan_gp", dropout=0.2).config.dropout == 0.2

@@ -68,7 +68,9 @@ class GANConfig(Config):
         hidden: widths of the MLP generator's hidden layers (the discriminator mirrors them).
         output: generator output activation: "tanh" for data in [-1, 1] (scale symmetric),
             "sigmoid" for data in [0, 1], "identity" for unbounded vectors (the toy ring).
-        dropout: discriminator dropout (the tutorial's 0.3).
+        dropout: discriminator dropout (None: the tutorial's 0.3; 0 for WGAN-GP, whose critic
+            is deterministic (Gulrajani et al. 2017): with dropout, the penalized gradient
+            would be that of another random critic than the one the loss sees).
         loss: "non_saturating", "minimax" or "wgan_gp".
         gp_weight: lambda of the WGAN-GP gradient penalty.
         label_smoothing: one-sided: real examples get target 1 - label_smoothing.
@@ -86,7 +88,7 @@ class GANConfig(Config):
     noise_dim: int | None = None
     hidden: tuple[int, ...] = (100,)
     output: Literal["tanh", "sigmoid", "identity"] = "tanh"
-    dropout: float = 0.3
+    dropout: float | None = None
     loss: Literal["non_saturating", "minimax", "wgan_gp"] = "non_saturating"
     gp_weight: float = 10.0
     label_smoothing: float = 0.0
@@ -97,6 +99,8 @@ class GANConfig(Config):
     def __post_init__(self) -> None:
         if self.noise_dim is None:
             self.noise_dim = 100 if self.architecture == "dcgan" else 20
+        if self.dropout is None:
+            self.dropout = 0.0 if self.loss == "wgan_gp" else 0.3
         check(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
         check(self.noise_dim >= 1, f"noise_dim must be >= 1, got {self.noise_dim}")
         check(all(h >= 1 for h in self.hidden), "hidden widths must be >= 1")
@@ -134,7 +138,7 @@ def _mlp_pair(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
     g_sizes = [cfg.noise_dim, *cfg.hidden]
     d_sizes = [cfg.n_features * cfg.pack, *reversed(cfg.hidden)]
     generator = nn.Sequential(*stack(g_sizes, 0.0), nn.Linear(g_sizes[-1], cfg.n_features))
-    discriminator = nn.Sequential(*stack(d_sizes, cfg.dropout), nn.Linear(d_sizes[-1], 1))
+    discriminator = nn.Sequential(*stack(d_sizes, cfg.dropout or 0.0), nn.Linear(d_sizes[-1], 1))
     return generator, discriminator
 
 
@@ -170,10 +174,10 @@ def _dcgan_pair(cfg: GANConfig) -> tuple[nn.Module, nn.Module]:
         nn.Unflatten(1, (c * cfg.pack, h, w)),  # a pack's images stacked as channels
         conv(c * cfg.pack, 64, 5, 2, periodic),
         nn.LeakyReLU(0.3),
-        nn.Dropout(cfg.dropout),
+        nn.Dropout(cfg.dropout or 0.0),
         conv(64, 128, 5, 2, periodic),
         nn.LeakyReLU(0.3),
-        nn.Dropout(cfg.dropout),
+        nn.Dropout(cfg.dropout or 0.0),
         nn.Flatten(),
         nn.Linear(128 * h4 * w4, 1),
     )
