@@ -512,3 +512,17 @@ def test_fit_trains_in_training_mode() -> None:
     model = BernoulliRBM(RBMConfig(n_visible=6, n_hidden=3)).eval()
     Trainer(model, objective, TrainerConfig(epochs=2, batch_size=16, progress=False)).fit(x, x)
     assert modes == [True] * 4
+
+
+def test_a_lasting_epoch_warning_is_printed_once_and_logged_every_epoch(capsys) -> None:
+    x = (torch.rand(16, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    objective = _FixedGradient(False, 0.0)
+    objective.epoch_warnings = lambda m: [] if m["epoch"] == 4 else [f"d = {m['epoch'] / 10}"]
+    cfg = TrainerConfig(epochs=6, batch_size=16, progress=False)
+    trainer = Trainer(BernoulliRBM(RBMConfig(n_visible=6, n_hidden=3)), objective, cfg)
+    trainer.fit(x)
+    printed = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert [line.split(":")[2].strip() for line in printed] == ["epoch 1", "epoch 5"]
+    assert [m.get("warnings") for m in trainer.history] == [
+        ["d = 0.1"], ["d = 0.2"], ["d = 0.3"], None, ["d = 0.5"], ["d = 0.6"]
+    ]

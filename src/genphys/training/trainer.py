@@ -8,6 +8,7 @@ an :class:`~genphys.training.objectives.Objective`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import signal
 import sys
 import time
@@ -85,6 +86,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self._checkpoint_step = -1
         self._sums: dict[str, Tensor] = {}
+        self._warned: set[str] = set()  # the kinds of warning printed last epoch
         self._log = MetricsLog(self.run_dir if self.is_main else None, self.config.tensorboard)
 
     @property
@@ -316,11 +318,14 @@ class Trainer:
             )
             self.model.train()
         warnings = self.objective.epoch_warnings(metrics)
+        kinds = {re.sub(r"\d+(\.\d+)?", "#", line) for line in warnings}  # numbers aside
         if warnings:
-            metrics["warnings"] = warnings
-            if self.is_main:
-                for line in warnings:
-                    print(f"genphys: warning: epoch {self.epoch}: {line}", file=sys.stderr)
+            metrics["warnings"] = warnings  # every epoch's, in metrics.jsonl
+            for line in warnings if self.is_main else []:
+                if re.sub(r"\d+(\.\d+)?", "#", line) not in self._warned:  # news only
+                    print(f"genphys: warning: epoch {self.epoch}: {line} (not repeated while "
+                          "it lasts)", file=sys.stderr)  # fmt: skip
+        self._warned = kinds
         self.history.append(metrics)
         self._log.write(metrics)
         if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
