@@ -5,8 +5,9 @@
    over its time, as a fraction of this machine's matmul and convolution throughput measured
    in the same run (target: at least 50%).
 2. An EBM trained on Fashion-MNIST (scaled to [-1, 1]) for ``--epochs`` epochs (default 1,
-   the tutorial's recipe otherwise), then FID, classifier score and MMD of 10,000 samples
-   (``--sample-steps`` Langevin steps from noise) against the test images, beside real training
+   the tutorial's recipe otherwise), then FID, classifier score and MMD of ``--n-samples``
+   samples (default 2,000; ``--sample-steps`` Langevin steps from noise) against the test
+   images, beside real training
    images against them (the floor) and beside the DCGAN of ``gan_quality.py`` when its run is
    present::
 
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
-from gan_quality import ROOT, quality, start
+from gan_quality import ROOT, check_reuse, peak_throughput, quality, start
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,13 +65,19 @@ def main() -> None:
     args = parse_args()
     torch, peak = start(args.threads)
     r = langevin_throughput(torch, args.batch_size, args.steps)
+    after = peak_throughput(torch)  # the peaks again, right after the timed steps
+    print(f"peak after the timed steps: matmul {after['matmul']:.1f}, conv {after['conv']:.1f} "
+          f"GFLOP/s; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    peak = {k: max(v, after[k]) for k, v in peak.items()}
     frac_mm, frac_conv = r["gflops"] / peak["matmul"], r["gflops"] / peak["conv"]
     print(
         f"Langevin, CNN energy, batch {args.batch_size}: {r['steps_per_second']:.1f} steps/s, "
         f"{r['gflop_per_step']:.3f} GFLOP/step -> {r['gflops']:.1f} GFLOP/s = "
-        f"{100 * frac_mm:.1f}% of matmul, {100 * frac_conv:.1f}% of conv throughput"
+        f"{100 * frac_mm:.1f}% of matmul, {100 * frac_conv:.1f}% of conv throughput "
+        "(the higher of each peak measured before and after)"
     )
-    print(f"{'PASS' if max(frac_mm, frac_conv) >= 0.5 else 'FAIL'}: >= 50% of measured throughput")
+    frac = min(frac_mm, frac_conv)  # against the faster of the two: the stricter reading
+    print(f"{'PASS' if frac >= 0.5 else 'FAIL'}: >= 50% of measured throughput ({100 * frac:.1f}%)")
     results: dict = {"langevin": r, "peak": peak}
     if not args.skip_training:
         from genphys import io
@@ -87,7 +95,9 @@ def main() -> None:
         t = time.perf_counter()
         if not (out / io.MODEL_FILE).is_file():
             train(cfg, out=out, resume=out.exists())
-        print(f"training: {time.perf_counter() - t:.0f} s for {args.epochs} epoch(s)")
+            print(f"training: {time.perf_counter() - t:.0f} s for {args.epochs} epoch(s)")
+        else:
+            check_reuse(out, cfg)
         results["ebm"] = quality(out, args)
         for name in ("dcgan-ema0.999", "dcgan"):  # gan_quality.py's run, with the average or not
             gan = ROOT / "runs" / "bench-gan" / name

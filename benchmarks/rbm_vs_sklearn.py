@@ -214,9 +214,10 @@ def spawn(args: argparse.Namespace, which: str, tmp: str, dtype: str = "float32"
         for flag in ("profile", "reuse_hidden", "eager")
         if getattr(args, flag)
     ]
+    load = os.getloadavg()[0]  # the child's own threads raise it while it runs
     subprocess.run(cmd + extra, env=env, check=True)
     params = {k: v.astype(np.float64) for k, v in np.load(out + ".npz").items()}
-    return {**json.loads(Path(out + ".json").read_text()), **params}
+    return {**json.loads(Path(out + ".json").read_text()), **params, "load_before": load}
 
 
 def genphys_rbm(w, bv, bh):
@@ -325,7 +326,13 @@ def main() -> None:
         f"\n=== RBM {NV}x{NH}, PCD-1, batch {BATCH}, lr {LR}, 1 epoch on {g['n_train']} "
         f"binarized Fashion-MNIST images, {args.threads} threads ===",
         f"thread pools (genphys child): {g['threadpools']}; load average before/after "
-        f"{load0[0]:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
+        f"{load0[0]:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; before each "
+        "child: "
+        + ", ".join(
+            f"{n} {r['load_before']:.2f}"
+            for n, r in [("genphys", g), *((f"sklearn {dt}", r) for dt, r in sk_runs.items())]
+        )
+        + " (the 1-minute average still holds the previous child's two threads)",
         *(
             f"sklearn {dt}: fits {', '.join(f'{t:.2f}' for t in r['fit_s_all'])} s"
             + ("  <- faster, used below" if dt == best else "")
