@@ -193,6 +193,7 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
         ("trainer:\n  optimizer: adam\n  betas: [0.1, 0.2, 0.3]\n", "2 entries"),
         ("model:\n  config: null\n", "must be a mapping"),
         ("objective:\n  name: [cd]\n", "unknown objective"),
+        ("model: [rbm]\n", "section 'model' must be a mapping"),
         ("trainer:\n  lr: abc\n", "lr must be float"),
         ("trainer:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n", "key 'lr' is given twice"),
         ("trainer: {lr: 0.1}\ntrainer: {epochs: 2}\n", "key 'trainer' is given twice"),
@@ -200,13 +201,28 @@ def test_unknown_options_and_bad_values(tmp_path: Path, cli) -> None:
         cfg.write_text(text)
         line = one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
         assert expected in line, (text, line)
+    out = tmp_path / "never"
+    for text, flags in (("model: [rbm]\n", ("--hidden", "3")), ("objective: [cd]\n", ("--k", "2"))):
+        cfg.write_text(text)  # a malformed section is named, not hidden by the flags
+        line = one_line_error(
+            *code_and_err(cli("train", "rbm", "--config", cfg, *flags, "--out", out))
+        )
+        assert "must be a mapping" in line, line
+    assert not out.exists()
     cfg.write_bytes(b"\xff\xfe")
     assert "UTF-8" in one_line_error(*code_and_err(cli("train", "rbm", "--config", cfg)))
     dup = tmp_path / "c.json"
     dup.write_text('{"trainer": {"epochs": 1, "epochs": 2}}')
     assert "given twice" in one_line_error(*code_and_err(cli("train", "rbm", "--config", dup)))
-    cfg.write_text("base: &b {lr: 0.5, epochs: 1}\ntrainer:\n  <<: *b\n  lr: 0.02\n")
+    chained = tmp_path / "chained.yaml"  # a merged mapping that merges another
+    chained.write_text(
+        "base: &a {lr: 0.1, epochs: 5}\npresets: {fast: &b {<<: *a, lr: 0.5}}\n"
+        "trainer: {<<: *b, epochs: 2}\n"
+    )
     from genphys.config import load_config_file
+
+    assert load_config_file(chained)["trainer"] == {"lr": 0.5, "epochs": 2}
+    cfg.write_text("base: &b {lr: 0.5, epochs: 1}\ntrainer:\n  <<: *b\n  lr: 0.02\n")
 
     # a key merged in with << may be overridden
     assert load_config_file(cfg)["trainer"] == {"lr": 0.02, "epochs": 1}
@@ -505,7 +521,6 @@ def test_messages_name_the_flags_and_the_command(run_dir: Path, tmp_path: Path, 
     assert "--split picks the file split of --data" in line
     line = one_line_error(*code_and_err(cli("plot", run_dir, "--kind", "latent")))
     assert "holds a BernoulliRBM; genphys sample RUN_DIR draws its samples" in line
-    assert not (tmp_path / "x").exists()
     code, out, _ = cli("train", "--help")
     assert code == 0 and "(default 100; vae, ae 50; grbm 40; ebm 60; classifier 10)" in " ".join(
         out.split()

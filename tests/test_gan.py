@@ -451,3 +451,17 @@ def test_wgan_gp_critic_has_no_dropout_by_default() -> None:
     x = torch.rand(16, 4)
     torch.testing.assert_close(critic(x), critic(x))  # deterministic in training mode
     assert GAN(n_features=4, loss="wgan_gp", dropout=0.2).config.dropout == 0.2
+
+
+def test_sampling_a_ring_gan_from_the_cli_draws_a_scatter_plot(tmp_path: Path, cli) -> None:
+    import matplotlib.image
+
+    run = tmp_path / "ring"
+    args = ("--data", "ring", "--scale", "none", "--output", "identity", "--widths", "16")
+    code, _, err = cli("train", "gan", *args, "--epochs", "1", "--limit", "512", "--no-progress",
+                       "--out", run)  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli("sample", run, "--n", "300")
+    assert code == 0, err
+    assert matplotlib.image.imread(run / "samples.png").shape[:2] == (500, 500)  # one 5" panel
+    assert np.load(run / "samples.npz")["samples"].shape == (300, 2)

@@ -524,5 +524,10 @@ def test_a_lasting_epoch_warning_is_printed_once_and_logged_every_epoch(capsys) 
     printed = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert [line.split(":")[2].strip() for line in printed] == ["epoch 1", "epoch 5"]
     assert [m.get("warnings") for m in trainer.history] == [
-        ["d = 0.1"], ["d = 0.2"], ["d = 0.3"], None, ["d = 0.5"], ["d = 0.6"]
+        ["d = 0.1"],
+        ["d = 0.2"],
+        ["d = 0.3"],
+        None,
+        ["d = 0.5"],
+        ["d = 0.6"],
     ]

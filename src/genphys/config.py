@@ -151,10 +151,13 @@ def _unique_key_loader() -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            if isinstance(node, yaml.MappingNode):
+        def flatten_mapping(self, node: Any) -> None:
+            # each mapping's own keys, checked once, before merges (<<) are folded into them
+            checked = self.__dict__.setdefault("_checked", set())
+            if id(node) not in checked:
+                checked.add(id(node))
                 own = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
                 _unique_keys([(self.construct_object(k, deep=True), None) for k in own])
-            return super().construct_mapping(node, deep=deep)
+            super().flatten_mapping(node)
 
     return Loader

@@ -35,7 +35,7 @@ def is_points(image_shape: tuple[int, ...]) -> bool:
     return tuple(image_shape) == (2,)
 
 
-def _save_scatter(
+def save_scatter(
     groups: list[tuple[np.ndarray, str]], path: str | Path, lines: bool = False
 ) -> None:
     """Points (n, 2) of each (array, label) group in one square panel, or paths with ``lines``."""
@@ -92,7 +92,7 @@ def save_epoch_samples(
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / f"epoch-{epoch:04d}.png"
     if points:
-        _save_scatter([(x.numpy(), f"epoch {epoch}")], png)
+        save_scatter([(x.numpy(), f"epoch {epoch}")], png)
     else:
         save_image_grid(x, image_shape, png)
     with atomic_path(folder / f"epoch-{epoch:04d}.npy") as tmp:
@@ -117,7 +117,7 @@ def plot_progress(run_dir: str | Path, image_shape: tuple[int, ...], path: str |
     rows = [np.load(files[i], allow_pickle=False) for i in picks]
     if is_points(image_shape):  # the samples of each picked epoch in one plane
         epochs = [int(files[i].stem.split("-")[1]) for i in picks]
-        _save_scatter([(r, f"epoch {e}") for r, e in zip(rows, epochs, strict=True)], path)
+        save_scatter([(r, f"epoch {e}") for r, e in zip(rows, epochs, strict=True)], path)
         return Path(path)
     fig, axes = plt.subplots(len(rows), 1, figsize=(PROGRESS_ROW, 1.1 * len(rows)), squeeze=False)
     for ax, i, row in zip(axes[:, 0], picks, rows, strict=True):
@@ -207,7 +207,7 @@ def plot_noise_interpolation(
     x = _generate_eval(model, z)
     if is_points(image_shape):  # each interpolation as a path in the plane
         paths = x.view(rows, steps, 2).numpy()
-        _save_scatter([(p, f"pair {r + 1}") for r, p in enumerate(paths)], path, lines=True)
+        save_scatter([(p, f"pair {r + 1}") for r, p in enumerate(paths)], path, lines=True)
         return x.numpy()
     save_image_grid(x, image_shape, path, nrow=steps)
     return image_grid(x, image_shape, nrow=steps)
@@ -221,7 +221,7 @@ def plot_samples(
     g = torch.Generator(next(model.parameters()).device).manual_seed(seed)
     if is_points(image_shape):
         x = _generate_eval(model, model.noise(max(n, POINT_SAMPLES), g))
-        _save_scatter([(x.numpy(), "g(z)")], path)
+        save_scatter([(x.numpy(), "g(z)")], path)
         return x.numpy()
     x = _generate_eval(model, model.noise(n, g))
     nrow = max(1, math.ceil(math.sqrt(n)))
@@ -236,6 +236,7 @@ __all__ = [
     "plot_progress",
     "plot_samples",
     "save_epoch_samples",
+    "save_scatter",
     "slerp",
     "to_unit",
 ]

@@ -40,7 +40,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def train(args: argparse.Namespace) -> int:
-    from genphys.training.run import load_resume_config, merge, resolve_config
+    from genphys.training.run import check_sections, load_resume_config, merge, resolve_config
     from genphys.training.run import train as train_run
 
     out = Path(args.out or f"runs/{args.family}")
@@ -54,6 +54,7 @@ def train(args: argparse.Namespace) -> int:
     else:
         io.check_output_dir(out)  # before the data are loaded
         user = load_config_file(args.config) if args.config else {}
+        check_sections(user)  # before the flags are merged in
         _check_flags_apply(args, user)
         cfg = resolve_config(args.family, merge(user, flags))
     trainer, _ = train_run(cfg, out=out, resume=args.resume)
@@ -88,10 +89,11 @@ def _check_flags_apply(args: argparse.Namespace, user: dict[str, Any]) -> None:
     given = [(f, *TRAIN_FLAGS[f][:2]) for f in TRAIN_FLAGS if getattr(args, f) is not None]
     given += [(f, *SWITCHES[f][:2]) for f in SWITCHES if getattr(args, f)]
     for flag, section, key in given:
-        if section not in tables:
-            continue
-        name = (user.get(section) or {}).get("name", preset[section]["name"])
-        cls = tables[section].get(name)
+        mine = user.get(section, {})
+        if section not in tables or not isinstance(mine, dict):
+            continue  # a malformed section: resolve_config names the mistake
+        name = mine.get("name", preset[section]["name"])
+        cls = tables[section].get(name) if isinstance(name, str) else None
         config = getattr(cls, "Config", None)
         if config is not None and key not in {f.name for f in dataclasses.fields(config)}:
             raise GenphysError(f"--{flag.replace('_', '-')} does not apply to {args.family}")
@@ -110,6 +112,7 @@ def _png_path(out: str) -> Path:
 def sample(args: argparse.Namespace) -> int:
     from genphys.models.ebm import EBM
     from genphys.plotting import save_image_grid, to_display
+    from genphys.plotting_gan import is_points, save_scatter
     from genphys.samplers import sample_model
     from genphys.samplers.generate import SNAPSHOTS, ebm_generate
 
@@ -135,7 +138,10 @@ def sample(args: argparse.Namespace) -> int:
     else:
         x = sample_model(model, args.n, args.seed, args.steps, not args.binary, langevin)
         shape = tuple(cfg.get("image_shape") or [x.shape[1]])
-        save_image_grid(to_display(x, scale), shape, png)
+        if is_points(shape):  # points in the plane (the ring): a scatter plot
+            save_scatter([(to_display(x, scale).numpy(), f"{len(x)} samples")], png)
+        else:
+            save_image_grid(to_display(x, scale), shape, png)
     npz = png.with_suffix(".npz")
     with io.atomic_path(npz) as tmp:
         np.savez_compressed(tmp, samples=x.numpy())

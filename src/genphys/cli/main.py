@@ -21,7 +21,9 @@ class _Formatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+        if default is None or default is False or default == argparse.SUPPRESS:
+            return action.help
+        if "default" in text or not text:
             return action.help
         return f"{text} (default {default})"
 
@@ -334,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
         ],
     )
     plot.add_argument("--seed", type=int, default=0, help="random seed")
-    plot.add_argument("--out", help="output PNG (default RUN_DIR/<kind>.png)")
+    plot.add_argument(
+        "--out", help="output PNG (default RUN_DIR/<kind>.png; a GAN's curves: RUN_DIR/game.png)"
+    )
     return parser
 
 

@@ -255,7 +255,9 @@ def prepare_data(
             hint = "; scale 'none' (--scale none) keeps values as stored"
             _check_unit(x, f"data {data.name}", hint)
         elif config.scale == "symmetric":
-            _check_unit(x, f"data {data.name}")
+            _check_unit(
+                x, f"data {data.name}", "; scale 'none' (--scale none) keeps values as stored"
+            )
             x = 2.0 * x - 1.0
 
     n = len(data)

@@ -104,10 +104,9 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
-    """Family defaults + user configuration, with every section checked."""
-    if family not in FAMILIES:
-        raise GenphysError(f"unknown model family {family!r}; choose from {sorted(FAMILIES)}")
+def check_sections(user: dict[str, Any]) -> None:
+    """The sections of a user configuration: known names, mappings, {name, config} where due
+    (checked before command-line flags are merged in, which could hide a malformed one)."""
     unknown = sorted(set(user) - {"model", "objective", "trainer", "data", "family"})
     if unknown:
         raise GenphysError(
@@ -122,6 +121,13 @@ def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
             raise GenphysError(f"unknown key(s) {extra} in section {key!r}; expected name, config")
         if not isinstance(user.get(key, {}).get("config", {}), dict):
             raise GenphysError(f"{key}.config must be a mapping")
+
+
+def resolve_config(family: str, user: dict[str, Any]) -> dict[str, Any]:
+    """Family defaults + user configuration, with every section checked."""
+    if family not in FAMILIES:
+        raise GenphysError(f"unknown model family {family!r}; choose from {sorted(FAMILIES)}")
+    check_sections(user)
     if user.get("family", family) != family:
         raise GenphysError(f"the configuration is for family {user['family']!r}, not {family!r}")
     cfg = merge(FAMILIES[family], {k: v for k, v in user.items() if k != "family"})

@@ -159,6 +159,27 @@ class Trainer:
         checkpointing, on Ctrl-C or when ``max_steps`` is reached; raises
         :class:`TrainingDiverged` on a non-finite loss.
         """
+        completed = False
+        try:
+            history = self._fit(train, val, resume, batch_transform, labels)
+            completed = True
+            return history
+        finally:
+            if self._owns_group:  # the group this trainer created ends with its training
+                self.wrapped = self.model  # DDP holds the group: it must go for gloo to stop
+                # after an error (a bad checkpoint, a diverged step) other ranks may not reach
+                # a barrier: then no wait
+                shutdown_distributed(wait=completed)
+                self._owns_group = False
+
+    def _fit(
+        self,
+        train: Tensor,
+        val: Tensor | None,
+        resume: bool,
+        batch_transform: BatchTransform | None,
+        labels: tuple[Tensor, Tensor | None] | None,
+    ) -> list[dict[str, Any]]:
         cfg = self.config
         if len(train) == 0:
             raise GenphysError("the training set is empty")
@@ -187,7 +208,6 @@ class Trainer:
             self._val_labels = None
         previous = signal.getsignal(signal.SIGINT)
         handler_installed = _install_sigint(self)
-        completed = False
         try:
             at_limit = cfg.max_steps is not None and self.global_step >= cfg.max_steps
             if at_limit:  # a resumed run already at its step limit takes no step
@@ -204,15 +224,9 @@ class Trainer:
                     break
             if self.epoch >= cfg.epochs and self.is_main and self.run_dir is not None:
                 io.save_model(self.run_dir / io.MODEL_FILE, self.model)
-            completed = True
         finally:
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
-            if self._owns_group:  # the group this trainer created ends with its training
-                self.wrapped = self.model  # DDP holds the group: it must go for gloo to stop
-                # after an error other ranks may not reach a barrier: no wait then
-                shutdown_distributed(wait=completed)
-                self._owns_group = False
             self._log.close()
         return self.history
 
