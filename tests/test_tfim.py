@@ -354,3 +354,18 @@ def test_singular_sr_matrix_is_one_clear_line(system: str) -> None:
     with pytest.raises(TrainingDiverged, match="singular") as info:
         vmc(args)
     assert "\n" not in str(info.value)
+
+
+def test_cli_resume_continues_a_tfim_run_exactly(tmp_path: Path, capsys) -> None:
+    quick = ["--system", "tfim", "--spins", "6", "--samples", "256", "--final-samples", "2048",
+             "--walkers", "32", "--optimizer", "adam", "--json"]  # fmt: skip
+    assert vmc(_cli(*quick, "--iterations", "6", "--out", str(tmp_path / "full"))) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert vmc(_cli(*quick, "--iterations", "3", "--out", str(tmp_path / "part"))) == 0
+    capsys.readouterr()
+    resumed_args = ["--resume", "--out", str(tmp_path / "part"), "--iterations", "6", "--json"]
+    assert vmc(_cli(*resumed_args)) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["energy"] == full["energy"] and resumed["config"] == full["config"]
+    history = (tmp_path / "part" / "history.jsonl").read_text()
+    assert history == (tmp_path / "full" / "history.jsonl").read_text()

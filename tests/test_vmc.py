@@ -371,3 +371,80 @@ def test_load_run_refuses_foreign_directories(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model": {}}')
     with pytest.raises(GenphysError, match="not a VMC run"):
         load_run(tmp_path)
+
+
+def test_resumed_and_interrupted_runs_continue_exactly(tmp_path: Path) -> None:
+    """A run stopped after 3 of 7 iterations (a finished shorter run, or stop() = Ctrl-C)
+    and resumed ends with the parameters, records and energy of the uninterrupted run."""
+    import dataclasses
+
+    cfg = VMCConfig(particles=2, dim=2, interaction=True, jastrow=True, optimizer="adam",
+                    iterations=7, samples=512, walkers=64, final_samples=2048,
+                    equilibration=20)  # fmt: skip
+    full = run_vmc(cfg, out=tmp_path / "full", checkpoint_every=2)
+    run_vmc(dataclasses.replace(cfg, iterations=3), out=tmp_path / "short")
+    calls = [0]
+
+    def stop() -> bool:
+        calls[0] += 1
+        return calls[0] == 3
+
+    with pytest.raises(KeyboardInterrupt):
+        run_vmc(cfg, out=tmp_path / "stopped", stop=stop, checkpoint_every=5)
+    for name in ("short", "stopped"):
+        resumed = run_vmc(cfg, out=tmp_path / name, resume=True)
+        assert resumed.history == full.history and resumed.energy == full.energy, name
+        assert torch.equal(
+            resumed.wavefunction.parameter_vector(), full.wavefunction.parameter_vector()
+        )
+    with pytest.raises(GenphysError, match="done 7 iterations"):
+        run_vmc(dataclasses.replace(cfg, iterations=5), out=tmp_path / "full", resume=True)
+    with pytest.raises(GenphysError, match="no checkpoint"):
+        run_vmc(cfg, out=tmp_path / "nothing", resume=True)
+
+
+def test_cli_resume_takes_only_more_iterations(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    quick = ["--samples", "512", "--final-samples", "2048", "--walkers", "64", "--json"]
+    assert vmc(_cli("--interaction", "--iterations", "4", "--out", str(out), *quick)) == 0
+    capsys.readouterr()
+    assert vmc(_cli("--resume", "--out", str(out), "--iterations", "6", "--json")) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert (
+        vmc(_cli("--interaction", "--iterations", "6", "--out", str(tmp_path / "b"), *quick)) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["energy"] == resumed["energy"]
+    with pytest.raises(GenphysError, match="only --iterations may change"):
+        vmc(_cli("--resume", "--out", str(out), "--lr", "0.1"))
+    with pytest.raises(GenphysError, match="give its directory"):
+        vmc(_cli("--resume"))
+
+
+def test_ctrl_c_checkpoints_a_vmc_run_between_iterations(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from genphys.physics.vmc_run import CHECKPOINT_FILE
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "genphys.cli", "vmc", "--iterations", "100000", "--samples",
+           "256", "--walkers", "32", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / CHECKPOINT_FILE).exists():  # 10 iterations done
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "--resume --out" in stdout
+    from genphys.physics.vmc_run import load_checkpoint
+
+    n = load_tensors(out / CHECKPOINT_FILE)["theta"].numel()
+    progress = load_checkpoint(out, n)[1]
+    assert progress.done >= 10 and len(progress.history) == progress.done

@@ -97,6 +97,12 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         help="torch threads (default 1: a walker move is many small tensor operations, which "
         "more threads only slow down)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint (written every 10 iterations and "
+        "on Ctrl-C) with its own settings; only --iterations may change",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -121,36 +127,49 @@ def vmc(args: argparse.Namespace) -> int:
 
     from genphys.errors import GenphysError
     from genphys.io import check_output_dir
-    from genphys.physics.vmc_run import VMCConfig, run_vmc
+    from genphys.physics.vmc_run import VMCConfig, interrupt_flag
 
     threads = getattr(args, "threads", 1)
     if not isinstance(threads, int) or threads < 1:
         raise GenphysError(f"--threads must be >= 1, got {threads}")
-    system = getattr(args, "system", "trap")
-    if system not in _SYSTEMS:
-        raise GenphysError(f"unknown system {system!r}; choose one of {', '.join(_SYSTEMS)}")
-    other, foreign = ("trap", _TRAP_ONLY) if system == "tfim" else ("tfim", tuple(_TFIM_FLAGS))
-    for flag in foreign:
-        value = getattr(args, flag, None)
-        if value is not None and value is not False:  # 0 is a value given (0 == False)
-            raise GenphysError(f"--{flag} applies to --system {other} only")
-    if getattr(args, "out", None):
-        check_output_dir(args.out)
+    resume = bool(getattr(args, "resume", False))
+    if resume:
+        saved = _resumed_settings(args)
+        system = "tfim" if "tfim" in saved else "trap"
+    else:
+        system = getattr(args, "system", "trap")
+        if system not in _SYSTEMS:
+            raise GenphysError(f"unknown system {system!r}; choose one of {', '.join(_SYSTEMS)}")
+        other, foreign = ("trap", _TRAP_ONLY) if system == "tfim" else ("tfim", tuple(_TFIM_FLAGS))
+        for flag in foreign:
+            value = getattr(args, flag, None)
+            if value is not None and value is not False:  # 0 is a value given (0 == False)
+                raise GenphysError(f"--{flag} applies to --system {other} only")
+        if getattr(args, "out", None):
+            check_output_dir(args.out)
     if system == "tfim":
-        return _tfim(args, threads)
+        tfim = saved["tfim"] if resume else _tfim_settings(args)
+        if resume and args.iterations is not None:
+            tfim["iterations"] = args.iterations
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with interrupt_flag() as stop:
+                return _tfim(tfim, args, resume, stop)
+        finally:
+            torch.set_num_threads(previous)
 
-    values = {field: getattr(args, field, None) for field, _, _ in _FLAGS.values()}
-    values |= {flag: bool(getattr(args, flag, False)) for flag in _SWITCHES}
-    config = VMCConfig.from_dict({k: v for k, v in values.items() if v is not None})
+    if resume:
+        config = VMCConfig.from_dict(saved["vmc"])
+        if args.iterations is not None:
+            config.iterations = args.iterations
+    else:
+        values = {field: getattr(args, field, None) for field, _, _ in _FLAGS.values()}
+        values |= {flag: bool(getattr(args, flag, False)) for flag in _SWITCHES}
+        config = VMCConfig.from_dict({k: v for k, v in values.items() if v is not None})
     config.build()  # bad input fails here, before any work
     progress = _progress(args.json, config.iterations)
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        result = run_vmc(config, out=args.out, progress=progress)
-    finally:
-        torch.set_num_threads(previous)
+    result = _run_trap(config, args, resume, threads, progress)
     summary = result.to_dict() | {"out": args.out}
     if args.json:
         print(json.dumps(summary))
@@ -169,52 +188,140 @@ def vmc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tfim(args: argparse.Namespace, threads: int) -> int:
-    """``genphys vmc --system tfim``: optimise, evaluate, compare with the exact energy."""
-    import time
-
+def _run_trap(
+    config: Any, args: argparse.Namespace, resume: bool, threads: int, progress: Any
+) -> Any:
     import torch
 
+    from genphys.physics.vmc_run import interrupt_flag, run_vmc
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with interrupt_flag() as stop:
+            return _checkpointed(
+                args.out, lambda: run_vmc(config, args.out, progress, resume, stop)
+            )
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _checkpointed(out: str | None, run: Callable[[], Any]) -> Any:
+    """``run()``; an interrupted run with a directory says how to continue it."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        if out:
+            print(
+                f"stopped with a checkpoint in {out} (continue: genphys vmc --resume --out {out})"
+            )
+        raise
+
+
+_RESUME_MAY_CHANGE = {"iterations", "out", "threads", "json", "resume"}
+
+
+def _resumed_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of the run in --out (its config.json), which --resume continues."""
     from genphys.errors import GenphysError
-    from genphys.io import json_safe
-    from genphys.physics.tfim import (
-        RBMSpinState,
-        optimize_tfim,
-        reference_energy,
-        sample_tfim,
-    )
-    from genphys.physics.vmc import energy_estimate
+    from genphys.io import read_json
+
+    if not getattr(args, "out", None):
+        raise GenphysError("--resume continues the run in --out: give its directory")
+    given = [
+        k
+        for k, v in vars(args).items()
+        if k not in _RESUME_MAY_CHANGE and k != "command" and v is not None and v is not False
+        and not (k == "system" and v == "trap")
+    ]  # fmt: skip
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise GenphysError(
+            f"--resume continues the run with its own settings; only --iterations may change "
+            f"(got {flags})"
+        )
+    saved = read_json(Path(args.out) / "config.json")
+    if not isinstance(saved, dict) or not ("vmc" in saved or "tfim" in saved):
+        raise GenphysError(f"{args.out}/config.json is not a VMC run's configuration")
+    return saved
+
+
+def _tfim_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of a new tfim run from the flags (checked)."""
+    from genphys.errors import GenphysError
     from genphys.physics.vmc_run import VMCConfig
-    from genphys.rng import derive_seed
 
     tfim: dict[str, Any] = {f: getattr(args, f, None) for f in _TFIM_FLAGS}
     tfim = {f: _TFIM_FLAGS[f][2] if v is None else v for f, v in tfim.items()}
     fields = [f for f, _, _ in _FLAGS.values() if f not in _TRAP_ONLY]
     given = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
     cfg = VMCConfig.from_dict({"hidden": tfim["spins"]} | given)  # hidden: alpha = 1
-    psi = RBMSpinState(tfim["spins"], cfg.hidden, derive_seed(cfg.seed, 0), cfg.init_std)
     cfg.build()  # the other settings shared with the trap are checked as for the trap
     J, gamma = tfim["coupling"], tfim["field"]
     if not (math.isfinite(J) and math.isfinite(gamma)):
         raise GenphysError(f"the coupling and field must be finite, got {J} and {gamma}")
-    settings = {"system": "tfim"} | tfim | {f: getattr(cfg, f) for f in fields}
-    progress = _progress(args.json, cfg.iterations)
+    return {"system": "tfim"} | tfim | {f: getattr(cfg, f) for f in fields}
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+
+def _tfim(
+    settings: dict[str, Any], args: argparse.Namespace, resume: bool, stop: Callable[[], bool]
+) -> int:
+    """``genphys vmc --system tfim``: optimise, evaluate, compare with the exact energy."""
+    import time
+
+    from genphys.errors import GenphysError
+    from genphys.io import json_safe
+    from genphys.physics.tfim import (
+        RBMSpinState,
+        SpinChains,
+        optimize_tfim,
+        reference_energy,
+        sample_tfim,
+    )
+    from genphys.physics.vmc import energy_estimate
+    from genphys.physics.vmc_run import load_checkpoint, save_checkpoint, write_config
+    from genphys.rng import derive_seed
+
     try:
-        start = time.perf_counter()
-        opt = optimize_tfim(
-            psi, J, gamma, cfg.optimizer, cfg.lr, cfg.iterations, cfg.samples, cfg.seed,
-            cfg.diag_shift, chains=cfg.walkers, equilibration=cfg.equilibration,
-            burn_in=cfg.burn_in, callback=progress,
-        )  # fmt: skip
-        sweeps = max(4, math.ceil(cfg.final_samples / cfg.walkers))
-        final = sample_tfim(psi, opt.chains, J, gamma, sweeps, burn_in=cfg.burn_in)
-        energy = energy_estimate(final.local_energy)
-        seconds = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(previous)
+        cfg = {k: settings[k] for k in ("spins", "coupling", "field", "hidden", "seed",
+               "init_std", "optimizer", "lr", "iterations", "samples", "diag_shift", "walkers",
+               "equilibration", "burn_in", "final_samples")}  # fmt: skip
+    except KeyError as exc:
+        raise GenphysError(f"the tfim settings lack {exc}") from None
+    psi = RBMSpinState(cfg["spins"], cfg["hidden"], derive_seed(cfg["seed"], 0), cfg["init_std"])
+    J, gamma = cfg["coupling"], cfg["field"]
+    out = Path(args.out) if args.out else None
+    chains = done = checkpoint = None
+    if out is not None:
+        if resume:
+            theta, done, tensors = load_checkpoint(out, psi.n_parameters)
+            psi.set_parameter_vector(theta.to(psi.dtype))
+            chains = SpinChains.from_tensors(tensors)
+            if cfg["iterations"] < done.done:
+                raise GenphysError(
+                    f"{out} has done {done.done} iterations; resume with --iterations >= that"
+                )
+        else:
+            write_config(out, {"tfim": settings, "wavefunction": psi.config()})
+
+        def checkpoint(p: Any, c: Any) -> None:
+            save_checkpoint(out, psi.parameter_vector(), p, c.to_tensors())
+
+    start = time.perf_counter()
+    opt = _checkpointed(
+        args.out,
+        lambda: optimize_tfim(
+            psi, J, gamma, cfg["optimizer"], cfg["lr"], cfg["iterations"], cfg["samples"],
+            cfg["seed"], cfg["diag_shift"], chains=cfg["walkers"], state=chains,
+            equilibration=cfg["equilibration"], burn_in=cfg["burn_in"],
+            callback=_progress(args.json, cfg["iterations"]), progress=done,
+            checkpoint=checkpoint, stop=stop,
+        ),
+    )  # fmt: skip
+    sweeps = max(4, math.ceil(cfg["final_samples"] / cfg["walkers"]))
+    final = sample_tfim(psi, opt.chains, J, gamma, sweeps, burn_in=cfg["burn_in"])
+    energy = energy_estimate(final.local_energy)
+    seconds = time.perf_counter() - start
     ref = reference_energy(psi.N, J, gamma)
     summary = json_safe(
         {
@@ -235,8 +342,8 @@ def _tfim(args: argparse.Namespace, threads: int) -> int:
             "out": args.out,
         }
     )
-    if args.out:
-        _save_tfim(Path(args.out), settings, psi, opt.history, summary, ref)
+    if out is not None:
+        _save_tfim(out, settings, psi, opt.history, summary, ref)
     if args.json:
         print(json.dumps(summary))
         return 0

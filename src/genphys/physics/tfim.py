@@ -40,8 +40,11 @@ from genphys.errors import GenphysError, TrainingDiverged
 from genphys.physics.vmc import (
     DEFAULT_LR,
     OPTIMIZERS,
+    Checkpoint,
     IterationRecord,
     ParameterUpdate,
+    Progress,
+    after_iteration,
     energy_estimate,
 )
 from genphys.physics.walkers import Samples
@@ -224,6 +227,24 @@ class SpinChains:
         """Each chain's fraction of accepted flips since the start."""
         return self.accepted.to(DTYPE) / max(self.steps * self.spins.shape[1], 1)
 
+    def to_tensors(self) -> dict[str, Tensor]:
+        return {
+            "spins": self.spins.clone(),
+            "generator_state": self.generator.get_state(),
+            "steps": torch.tensor([self.steps]),
+            "accepted": self.accepted.clone(),
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> SpinChains:
+        try:
+            g = torch.Generator()
+            g.set_state(tensors["generator_state"])
+            spins = tensors["spins"].to(DTYPE)
+            return cls(spins, g, int(tensors["steps"][0]), tensors["accepted"].clone())
+        except (KeyError, RuntimeError, IndexError) as exc:
+            raise GenphysError(f"not a valid chain state ({exc})") from None
+
 
 def init_chains(N: int, chains: int, seed: int = 0) -> SpinChains:
     """``chains`` chains at uniformly random configurations."""
@@ -316,6 +337,10 @@ def optimize_tfim(
     equilibration: int = 100,
     burn_in: int = 2,
     callback: Callable[[IterationRecord], None] | None = None,
+    progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_every: int = 10,
+    stop: Callable[[], bool] | None = None,
 ) -> TFIMOptimization:
     """Minimise the energy of ``psi`` in place, as :func:`genphys.physics.vmc.optimize` does.
 
@@ -325,7 +350,9 @@ def optimize_tfim(
     :math:`S = \\mathrm{cov}(O^*, O)`, :math:`f = \\mathrm{cov}(O^*, E_L)`, ``diag_shift``
     :math:`\\epsilon`); the gradient is :math:`2f` (complex parameters move along
     :math:`-\\partial E/\\partial\\theta^*`). ``lr = None`` takes :data:`DEFAULT_LR`; pass
-    ``state`` to continue earlier chains (``seed``, ``chains`` and ``equilibration`` unused).
+    ``state`` to continue earlier chains (``seed``, ``chains`` and ``equilibration`` unused),
+    with ``progress`` to continue an optimisation; ``checkpoint``, ``checkpoint_every`` and
+    ``stop`` as for :func:`~genphys.physics.vmc.optimize`.
     """
     if method not in OPTIMIZERS:
         raise GenphysError(f"unknown optimizer {method!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -340,8 +367,8 @@ def optimize_tfim(
     sweeps = max(4, math.ceil(samples / state.chains))
     n = psi.n_parameters
     update = ParameterUpdate(method, lr, n, psi.dtype, diag_shift)
-    history: list[IterationRecord] = []
-    for it in range(iterations):
+    history, start = update.resume(progress)
+    for it in range(start, iterations):
         smp = sample_tfim(psi, state, J, Gamma, sweeps, burn_in=burn_in, derivatives=True)
         assert smp.log_derivatives is not None
         e = smp.local_energy.reshape(-1)
@@ -355,4 +382,6 @@ def optimize_tfim(
         psi.set_parameter_vector(theta)
         if callback is not None:
             callback(record)
+        done = Progress(it + 1, history, (update.m, update.v))
+        after_iteration(done, iterations, state, checkpoint, checkpoint_every, stop)
     return TFIMOptimization(history, state)

@@ -88,12 +88,85 @@ class IterationRecord:
         }
 
 
+#: IterationRecord fields as the columns of :meth:`Progress.to_tensors`'s history
+_HISTORY_COLUMNS = ("iteration", "value", "stderr", "n", "tau", "variance", "acceptance", "grad")
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where an optimisation stands after ``done`` iterations: its records and Adam's moments
+    ``(m, v)``; with the parameters and the chains, all that continuing it exactly needs."""
+
+    done: int
+    history: list[IterationRecord]
+    moments: tuple[Tensor, Tensor]
+
+    def to_tensors(self) -> dict[str, Tensor]:
+        rows = [
+            [r.iteration, r.energy.value, r.energy.stderr, r.energy.n or 0,
+             math.nan if r.energy.tau is None else r.energy.tau, r.variance, r.acceptance,
+             r.grad_norm]
+            for r in self.history
+        ]  # fmt: skip
+        history = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(_HISTORY_COLUMNS))
+        return {
+            "done": torch.tensor(self.done, dtype=torch.int64),
+            "history": history,  # float64: every record exactly
+            "adam_m": self.moments[0],
+            "adam_v": self.moments[1],
+        }
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, Tensor]) -> Progress:
+        try:
+            history = [
+                IterationRecord(
+                    int(row[0]),
+                    Estimate(
+                        float(row[1]),
+                        float(row[2]),
+                        n=int(row[3]) or None,
+                        tau=None if math.isnan(row[4]) else float(row[4]),
+                    ),
+                    float(row[5]),
+                    float(row[6]),
+                    float(row[7]),
+                )  # fmt: skip
+                for row in t["history"].tolist()
+            ]
+            return cls(int(t["done"]), history, (t["adam_m"], t["adam_v"]))
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise GenphysError(f"not a valid VMC checkpoint ({exc})") from None
+
+
 @dataclasses.dataclass
 class Optimization:
     """What :func:`optimize` returns: one record per iteration and the chain, to continue."""
 
     history: list[IterationRecord]
     state: SamplerState
+
+
+#: called with the progress and the chains after every ``checkpoint_every`` iterations
+Checkpoint = Callable[[Progress, Any], None]
+
+
+def after_iteration(
+    progress: Progress,
+    iterations: int,
+    state: Any,
+    checkpoint: Checkpoint | None,
+    every: int,
+    stop: Callable[[], bool] | None,
+) -> None:
+    """Checkpoint every ``every`` iterations, at the last, and when ``stop()`` says so (then
+    raise KeyboardInterrupt: the run stops between iterations, resumable from there)."""
+    stopping = stop is not None and stop()
+    last = progress.done == iterations
+    if checkpoint is not None and (progress.done % every == 0 or last or stopping):
+        checkpoint(progress, state)
+    if stopping and not last:
+        raise KeyboardInterrupt
 
 
 class ParameterUpdate:
@@ -107,6 +180,18 @@ class ParameterUpdate:
         self.method, self.lr, self.diag_shift, self.dtype = method, lr, diag_shift, dtype
         self.m = torch.zeros(n, dtype=dtype)  # Adam moments
         self.v = torch.zeros(n, dtype=DTYPE)
+
+    def resume(self, progress: Progress | None) -> tuple[list[IterationRecord], int]:
+        """Take a checkpoint's Adam moments; return its history (a copy) and iterations done."""
+        if progress is None:
+            return [], 0
+        m, v = progress.moments
+        if m.shape != self.m.shape or v.shape != self.v.shape:
+            raise GenphysError(
+                f"the checkpoint's optimizer holds {m.numel()} parameters, not {self.m.numel()}"
+            )
+        self.m, self.v = m.to(self.m.dtype).clone(), v.to(self.v.dtype).clone()
+        return list(progress.history), progress.done
 
     def __call__(self, it: int, e: Tensor, o: Tensor) -> tuple[Tensor, Tensor]:
         """(parameter change, energy gradient); raises TrainingDiverged on NaN/Inf input."""
@@ -149,6 +234,10 @@ def optimize(
     burn_in: int = 2,
     diag_shift: float = 1e-3,
     callback: Callable[[IterationRecord], None] | None = None,
+    progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
+    checkpoint_every: int = 10,
+    stop: Callable[[], bool] | None = None,
 ) -> Optimization:
     """Minimise the energy of ``wavefunction`` in place.
 
@@ -157,8 +246,11 @@ def optimize(
     and updates them by ``method``: ``"sgd"``, ``"adam"`` (betas 0.9, 0.999) or ``"sr"``
     (stochastic reconfiguration, ``diag_shift`` added to the diagonal of ``S``); ``lr = None``
     takes :data:`DEFAULT_LR`. Pass ``state`` to continue an earlier chain (``seed``,
-    ``walkers`` and ``equilibration`` are then unused). Non-finite energies or parameters raise
-    :class:`~genphys.errors.TrainingDiverged`.
+    ``walkers`` and ``equilibration`` are then unused), and with it ``progress`` (a
+    checkpoint's) to continue an optimisation exactly. ``checkpoint(progress, state)`` is
+    called every ``checkpoint_every`` iterations and after the last; ``stop()``, asked after
+    each iteration, ends the run there (checkpointed) with KeyboardInterrupt. Non-finite
+    energies or parameters raise :class:`~genphys.errors.TrainingDiverged`.
     """
     if method not in OPTIMIZERS:
         raise GenphysError(f"unknown optimizer {method!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -173,8 +265,8 @@ def optimize(
     steps = max(4, math.ceil(samples_per_iteration / state.walkers))
     n = wavefunction.n_parameters
     update = ParameterUpdate(method, lr, n, DTYPE, diag_shift)
-    history: list[IterationRecord] = []
-    for it in range(iterations):
+    history, start = update.resume(progress)
+    for it in range(start, iterations):
         smp = sample(
             wavefunction, hamiltonian, sampler, state, steps, burn_in=burn_in, derivatives=True
         )
@@ -197,5 +289,7 @@ def optimize(
         wavefunction.set_parameter_vector(theta)
         if callback is not None:
             callback(record)
+        done = Progress(it + 1, history, (update.m, update.v))
+        after_iteration(done, iterations, state, checkpoint, checkpoint_every, stop)
     state.refresh(wavefunction)
     return Optimization(history, state)

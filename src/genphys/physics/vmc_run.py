@@ -2,7 +2,8 @@ r"""Variational Monte Carlo runs: configuration, optimisation then a long evalua
 run directories (built on :mod:`genphys.physics.vmc`).
 
 Optimise, evaluate with a long chain, and
-  optionally write a run directory: ``config.json``, ``parameters.safetensors``,
+  optionally write a run directory: ``config.json`` (first), ``checkpoint.safetensors``
+  (every few iterations, and on Ctrl-C: what ``--resume`` continues), ``parameters.safetensors``,
   ``sampler_state.safetensors``, ``history.jsonl`` (one line per iteration), ``result.json``,
   ``energy.png`` (energy ± error against iteration, reference line) and ``density.png``
   (one-body radial density of the final samples).
@@ -10,11 +11,14 @@ Optimise, evaluate with a long chain, and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from genphys.io import (
 from genphys.physics.vmc import (
     OPTIMIZERS,
     IterationRecord,
+    Progress,
     energy_estimate,
     optimize,
 )
@@ -169,10 +174,39 @@ def run_vmc(
     config: VMCConfig,
     out: str | Path | None = None,
     progress: Callable[[IterationRecord], None] | None = None,
+    resume: bool = False,
+    stop: Callable[[], bool] | None = None,
+    checkpoint_every: int = 10,
 ) -> VMCResult:
-    """Optimise, evaluate with ``final_samples`` moves, and write ``out`` when given."""
+    """Optimise, evaluate with ``final_samples`` moves, and write ``out`` when given.
+
+    With ``out`` the run directory gets ``config.json`` first and a checkpoint every
+    ``checkpoint_every`` iterations (:data:`CHECKPOINT_FILE`: parameters, Adam's moments,
+    the records so far and the walkers with their generator); ``resume`` continues from it
+    exactly, to ``config.iterations`` (which may be more than before). ``stop()``, asked after
+    each iteration, ends the run there with a checkpoint (KeyboardInterrupt; Ctrl-C in the CLI).
+    """
     wf, ham, sampler = config.build()
     start = time.perf_counter()
+    state, done, checkpoint = None, None, None
+    if out is not None:
+        out = Path(out)
+        if resume:
+            theta, done, chains = load_checkpoint(out, wf.n_parameters)
+            if config.iterations < done.done:
+                raise GenphysError(
+                    f"{out} has done {done.done} iterations; resume with iterations >= that"
+                )
+            wf.set_parameter_vector(theta)
+            state = SamplerState.from_tensors(chains, wf)
+        else:
+            write_config(out, {"vmc": config.to_dict(), "wavefunction": wf.config()})
+
+        def checkpoint(p: Progress, s: SamplerState) -> None:
+            save_checkpoint(out, wf.parameter_vector(), p, s.to_tensors())
+
+    elif resume:
+        raise GenphysError("resume needs the run directory (out)")
     opt = optimize(
         wf,
         ham,
@@ -187,6 +221,11 @@ def run_vmc(
         burn_in=config.burn_in,
         diag_shift=config.diag_shift,
         callback=progress,
+        state=state,
+        progress=done,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        stop=stop,
     )
     steps = max(4, math.ceil(config.final_samples / config.walkers))
     final = sample(wf, ham, sampler, opt.state, steps, burn_in=config.burn_in, radii=True)
@@ -206,6 +245,64 @@ def run_vmc(
     if out is not None:
         save_run(out, result)
     return result
+
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+@contextlib.contextmanager
+def interrupt_flag() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) sets a flag instead of interrupting: the yielded ``stop()`` reads it
+    between iterations, so a run stops at a checkpoint. A second Ctrl-C interrupts at once.
+    Outside the main thread (where handlers cannot be set) nothing changes."""
+    flag = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: flag[0]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def write_config(out: Path, meta: dict[str, Any]) -> None:
+    """``out/config.json`` (``meta`` and the version), before any work: --resume reads it."""
+    from genphys import __version__
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", meta | {"genphys_version": __version__})
+
+
+def save_checkpoint(
+    out: Path, theta: Tensor, progress: Progress, chains: dict[str, Tensor]
+) -> None:
+    """One safetensors file, written atomically: parameters, progress, chains."""
+    tensors = {"theta": theta, **{f"progress.{k}": v for k, v in progress.to_tensors().items()}}
+    tensors |= {f"chains.{k}": v for k, v in chains.items()}
+    save_tensors(out / CHECKPOINT_FILE, tensors, {"format": "genphys-vmc-checkpoint"})
+
+
+def load_checkpoint(out: Path, n_parameters: int) -> tuple[Tensor, Progress, dict[str, Tensor]]:
+    """(parameter vector, progress, chain tensors) of ``out``'s checkpoint."""
+    path = out / CHECKPOINT_FILE
+    if not path.is_file():
+        raise GenphysError(f"{out} has no checkpoint to resume from ({CHECKPOINT_FILE})")
+    t = load_tensors(path)
+    theta = t.get("theta")
+    if theta is None or theta.shape != (n_parameters,):
+        raise GenphysError(f"{path} does not hold the {n_parameters} parameters of this run")
+    progress = Progress.from_tensors(
+        {k.removeprefix("progress."): v for k, v in t.items() if k.startswith("progress.")}
+    )
+    chains = {k.removeprefix("chains."): v for k, v in t.items() if k.startswith("chains.")}
+    return theta, progress, chains
 
 
 def save_run(out: str | Path, result: VMCResult) -> Path:
