@@ -131,7 +131,7 @@ class Progress:
                     float(row[5]),
                     float(row[6]),
                     float(row[7]),
-                )  # fmt: skip
+                )
                 for row in t["history"].tolist()
             ]
             return cls(int(t["done"]), history, (t["adam_m"], t["adam_v"]))
