@@ -369,3 +369,47 @@ def test_cli_resume_continues_a_tfim_run_exactly(tmp_path: Path, capsys) -> None
     assert resumed["energy"] == full["energy"] and resumed["config"] == full["config"]
     history = (tmp_path / "part" / "history.jsonl").read_text()
     assert history == (tmp_path / "full" / "history.jsonl").read_text()
+
+
+def test_complex_states_checkpoint_and_resume_exactly(tmp_path: Path) -> None:
+    from genphys.physics.tfim import RBMSpinState, optimize_tfim
+    from genphys.physics.vmc_run import load_checkpoint, save_checkpoint
+
+    meta = {"tfim": {"spins": 4}}
+
+    def run(iterations: int, resume: bool):
+        psi = RBMSpinState(4, 4, seed=1, complex=True)
+        chains = progress = None
+        if resume:
+            theta, progress, tensors = load_checkpoint(tmp_path, psi.n_parameters, meta, 6)
+            psi.set_parameter_vector(theta)
+            chains = SpinChains.from_tensors(tensors)
+
+        def checkpoint(p, c) -> None:
+            save_checkpoint(tmp_path, psi.parameter_vector(), p, c.to_tensors(), meta)
+
+        opt = optimize_tfim(psi, 1.0, 0.8, "adam", None, iterations, 128, 0, chains=16,
+                            state=chains, progress=progress, checkpoint=checkpoint,
+                            equilibration=10)  # fmt: skip
+        return psi.parameter_vector(), opt.history
+
+    theta_full, history_full = run(6, False)
+    run(3, False)
+    theta, history = run(6, True)
+    assert theta.is_complex() and torch.equal(theta, theta_full) and history == history_full
+
+
+def test_cli_resume_refuses_edited_tfim_settings(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    quick = ["--system", "tfim", "--spins", "4", "--iterations", "2", "--samples", "64",
+             "--walkers", "16", "--final-samples", "256", "--json"]  # fmt: skip
+    assert vmc(_cli(*quick, "--out", str(out))) == 0
+    config = json.loads((out / "config.json").read_text())
+    for key, value in (("lr", "abc"), ("walkers", 0), ("coupling", "x")):
+        edited = {**config, "tfim": {**config["tfim"], key: value}}
+        (out / "config.json").write_text(json.dumps(edited))
+        with pytest.raises(GenphysError):
+            vmc(_cli("--resume", "--out", str(out)))
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenphysError, match="holds a --system tfim run"):
+        vmc(_cli("--resume", "--out", str(out), "--system", "trap"))

@@ -438,13 +438,50 @@ def test_ctrl_c_checkpoints_a_vmc_run_between_iterations(tmp_path: Path) -> None
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr
-    assert "--resume --out" in stdout
+    assert "--resume --out" in stderr
     from genphys.physics.vmc_run import load_checkpoint
 
     n = load_tensors(out / CHECKPOINT_FILE)["theta"].numel()
-    progress = load_checkpoint(out, n)[1]
+    settings = {
+        k: v
+        for k, v in json.loads((out / "config.json").read_text()).items()
+        if k != "genphys_version"
+    }
+    progress = load_checkpoint(out, n, settings, 10**9)[1]
     assert progress.done >= 10 and len(progress.history) == progress.done
+
+
+def test_resume_guards(tmp_path: Path, capsys) -> None:
+    """A Ctrl-C in the last iteration stops before the evaluation (a resume redoes it); a
+    finished directory is not overwritten by a new run; a run of 0 iterations can be
+    extended; an edited config.json or a checkpoint of other settings is one line."""
+    import dataclasses
+
+    cfg = VMCConfig(particles=2, dim=2, iterations=4, samples=256, walkers=32,
+                    final_samples=1024, equilibration=10)  # fmt: skip
+    full = run_vmc(cfg, out=tmp_path / "full")
+    calls = [0]
+
+    def stop() -> bool:  # set during the last iteration
+        calls[0] += 1
+        return calls[0] >= 4
+
+    with pytest.raises(KeyboardInterrupt):
+        run_vmc(cfg, out=tmp_path / "late", stop=stop)
+    assert run_vmc(cfg, out=tmp_path / "late", resume=True).energy == full.energy
+    with pytest.raises(GenphysError, match="already holds a run"):
+        run_vmc(cfg, out=tmp_path / "full")
+    run_vmc(dataclasses.replace(cfg, iterations=0), out=tmp_path / "zero")
+    extended = run_vmc(cfg, out=tmp_path / "zero", resume=True)
+    assert extended.history == full.history and extended.energy == full.energy
+    with pytest.raises(GenphysError, match="other settings"):
+        run_vmc(dataclasses.replace(cfg, seed=5), out=tmp_path / "full", resume=True)
+    config = json.loads((tmp_path / "full" / "config.json").read_text())
+    config["vmc"]["omega"] = "1"
+    (tmp_path / "full" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenphysError, match="omega must be a float"):
+        vmc(_cli("--resume", "--out", str(tmp_path / "full")))

@@ -149,6 +149,17 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise GenphysError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
+def load_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors file's header ({} when it has none)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise GenphysError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--system",
-        default="trap",
+        default=None,
         help="trap (electrons in a harmonic trap; default) or tfim (transverse-field Ising "
         "chain; then the trap flags do not apply)",
     )
@@ -137,7 +138,7 @@ def vmc(args: argparse.Namespace) -> int:
         saved = _resumed_settings(args)
         system = "tfim" if "tfim" in saved else "trap"
     else:
-        system = getattr(args, "system", "trap")
+        system = getattr(args, "system", None) or "trap"
         if system not in _SYSTEMS:
             raise GenphysError(f"unknown system {system!r}; choose one of {', '.join(_SYSTEMS)}")
         other, foreign = ("trap", _TRAP_ONLY) if system == "tfim" else ("tfim", tuple(_TFIM_FLAGS))
@@ -148,7 +149,7 @@ def vmc(args: argparse.Namespace) -> int:
         if getattr(args, "out", None):
             check_output_dir(args.out)
     if system == "tfim":
-        tfim = saved["tfim"] if resume else _tfim_settings(args)
+        tfim = _checked_tfim(saved["tfim"]) if resume else _tfim_settings(args)
         if resume and args.iterations is not None:
             tfim["iterations"] = args.iterations
         previous = torch.get_num_threads()
@@ -213,7 +214,8 @@ def _checkpointed(out: str | None, run: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         if out:
             print(
-                f"stopped with a checkpoint in {out} (continue: genphys vmc --resume --out {out})"
+                f"stopped with a checkpoint in {out} (continue: genphys vmc --resume --out {out})",
+                file=sys.stderr,
             )
         raise
 
@@ -231,9 +233,8 @@ def _resumed_settings(args: argparse.Namespace) -> dict[str, Any]:
     given = [
         k
         for k, v in vars(args).items()
-        if k not in _RESUME_MAY_CHANGE and k != "command" and v is not None and v is not False
-        and not (k == "system" and v == "trap")
-    ]  # fmt: skip
+        if k not in _RESUME_MAY_CHANGE | {"command", "system"} and v is not None and v is not False
+    ]
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
         raise GenphysError(
@@ -243,7 +244,30 @@ def _resumed_settings(args: argparse.Namespace) -> dict[str, Any]:
     saved = read_json(Path(args.out) / "config.json")
     if not isinstance(saved, dict) or not ("vmc" in saved or "tfim" in saved):
         raise GenphysError(f"{args.out}/config.json is not a VMC run's configuration")
+    system = "tfim" if "tfim" in saved else "trap"
+    if getattr(args, "system", None) not in (None, system):
+        raise GenphysError(f"{args.out} holds a --system {system} run, not {args.system}")
     return saved
+
+
+def _checked_tfim(settings: Any) -> dict[str, Any]:
+    """A saved tfim run's settings, checked as a new run's flags are (config.json may have
+    been edited)."""
+    from genphys.errors import GenphysError
+    from genphys.physics.vmc_run import VMCConfig
+
+    if not isinstance(settings, dict):
+        raise GenphysError(f"the saved tfim settings must be a mapping, got {settings!r}")
+    fields = [f for f, _, _ in _FLAGS.values() if f not in _TRAP_ONLY]
+    try:
+        VMCConfig.from_dict({f: settings[f] for f in fields}).build()
+        spins, J, gamma = settings["spins"], settings["coupling"], settings["field"]
+    except KeyError as exc:
+        raise GenphysError(f"the saved tfim settings lack {exc}") from None
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (J, gamma))
+    if not (isinstance(spins, int) and numbers and math.isfinite(J) and math.isfinite(gamma)):
+        raise GenphysError(f"bad saved tfim settings: spins {spins!r}, J {J!r}, Gamma {gamma!r}")
+    return dict(settings)
 
 
 def _tfim_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -293,19 +317,15 @@ def _tfim(
     out = Path(args.out) if args.out else None
     chains = done = checkpoint = None
     if out is not None:
+        meta = {"tfim": settings, "wavefunction": psi.config()}
         if resume:
-            theta, done, tensors = load_checkpoint(out, psi.n_parameters)
+            theta, done, tensors = load_checkpoint(out, psi.n_parameters, meta, cfg["iterations"])
             psi.set_parameter_vector(theta.to(psi.dtype))
             chains = SpinChains.from_tensors(tensors)
-            if cfg["iterations"] < done.done:
-                raise GenphysError(
-                    f"{out} has done {done.done} iterations; resume with --iterations >= that"
-                )
-        else:
-            write_config(out, {"tfim": settings, "wavefunction": psi.config()})
+        write_config(out, meta, resume)  # a resume's new iteration count too
 
         def checkpoint(p: Any, c: Any) -> None:
-            save_checkpoint(out, psi.parameter_vector(), p, c.to_tensors())
+            save_checkpoint(out, psi.parameter_vector(), p, c.to_tensors(), meta)
 
     start = time.perf_counter()
     opt = _checkpointed(

@@ -384,4 +384,6 @@ def optimize_tfim(
             callback(record)
         done = Progress(it + 1, history, (update.m, update.v))
         after_iteration(done, iterations, state, checkpoint, checkpoint_every, stop)
+    if checkpoint is not None and start == iterations:  # no iteration to run: a checkpoint
+        checkpoint(Progress(start, history, (update.m, update.v)), state)  # to extend from
     return TFIMOptimization(history, state)

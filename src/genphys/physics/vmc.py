@@ -134,9 +134,14 @@ class Progress:
                 )
                 for row in t["history"].tolist()
             ]
-            return cls(int(t["done"]), history, (t["adam_m"], t["adam_v"]))
-        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            done = int(t["done"])
+            moments = (t["adam_m"], t["adam_v"])
+        except (KeyError, IndexError, ValueError, TypeError, RuntimeError) as exc:
             raise GenphysError(f"not a valid VMC checkpoint ({exc})") from None
+        if done < 0 or [r.iteration for r in history] != list(range(done)):
+            raise GenphysError(f"not a valid VMC checkpoint ({done} iterations done, "
+                               f"{len(history)} recorded)")  # fmt: skip
+        return cls(done, history, moments)
 
 
 @dataclasses.dataclass
@@ -291,5 +296,7 @@ def optimize(
             callback(record)
         done = Progress(it + 1, history, (update.m, update.v))
         after_iteration(done, iterations, state, checkpoint, checkpoint_every, stop)
+    if checkpoint is not None and start == iterations:  # no iteration to run: a checkpoint
+        checkpoint(Progress(start, history, (update.m, update.v)), state)  # to extend from
     state.refresh(wavefunction)
     return Optimization(history, state)

@@ -16,12 +16,14 @@ import dataclasses
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from genphys.errors import GenphysError
@@ -31,6 +33,7 @@ from genphys.io import (
     atomic_write_json,
     atomic_write_text,
     json_safe,
+    load_metadata,
     load_tensors,
     read_json,
     save_tensors,
@@ -102,6 +105,17 @@ class VMCConfig:
 
     def build(self) -> tuple[RBMWavefunction, HarmonicTrap, Sampler]:
         """Validate, then make the wavefunction, Hamiltonian and sampler."""
+        for f in dataclasses.fields(self):  # a hand-edited config.json may hold anything
+            value, kind = getattr(self, f.name), str(f.type)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if value is None and "None" in kind:
+                continue
+            if ("float" in kind and not number) or (kind == "bool" and not isinstance(value, bool)):
+                raise GenphysError(f"{f.name} must be a {kind.split()[0]}, got {value!r}")
+            if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+                raise GenphysError(f"{f.name} must be an integer, got {value!r}")
+            if kind == "str" and not isinstance(value, str):
+                raise GenphysError(f"{f.name} must be a string, got {value!r}")
         for name in ("walkers", "samples", "final_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise GenphysError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -187,23 +201,21 @@ def run_vmc(
     each iteration, ends the run there with a checkpoint (KeyboardInterrupt; Ctrl-C in the CLI).
     """
     wf, ham, sampler = config.build()
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise GenphysError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
     start = time.perf_counter()
     state, done, checkpoint = None, None, None
     if out is not None:
         out = Path(out)
+        settings = {"vmc": config.to_dict(), "wavefunction": wf.config()}
         if resume:
-            theta, done, chains = load_checkpoint(out, wf.n_parameters)
-            if config.iterations < done.done:
-                raise GenphysError(
-                    f"{out} has done {done.done} iterations; resume with iterations >= that"
-                )
+            theta, done, chains = load_checkpoint(out, wf.n_parameters, settings, config.iterations)
             wf.set_parameter_vector(theta)
             state = SamplerState.from_tensors(chains, wf)
-        else:
-            write_config(out, {"vmc": config.to_dict(), "wavefunction": wf.config()})
+        write_config(out, settings, resume)  # a resume's new iteration count too
 
         def checkpoint(p: Progress, s: SamplerState) -> None:
-            save_checkpoint(out, wf.parameter_vector(), p, s.to_tensors())
+            save_checkpoint(out, wf.parameter_vector(), p, s.to_tensors(), settings)
 
     elif resume:
         raise GenphysError("resume needs the run directory (out)")
@@ -228,7 +240,11 @@ def run_vmc(
         stop=stop,
     )
     steps = max(4, math.ceil(config.final_samples / config.walkers))
+    if stop is not None and stop():  # a Ctrl-C in the last iteration: the checkpoint is there
+        raise KeyboardInterrupt
     final = sample(wf, ham, sampler, opt.state, steps, burn_in=config.burn_in, radii=True)
+    if stop is not None and stop():  # ... or during the evaluation, which a resume redoes
+        raise KeyboardInterrupt
     assert final.radii is not None
     result = VMCResult(
         config,
@@ -261,8 +277,10 @@ def interrupt_flag() -> Iterator[Callable[[], bool]]:
         if flag[0]:
             raise KeyboardInterrupt
         flag[0] = True
+        print("stopping after this iteration (Ctrl-C again to stop at once)", file=sys.stderr)
 
-    if threading.current_thread() is not threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. a background job
         yield lambda: False
         return
     previous = signal.signal(signal.SIGINT, handler)
@@ -272,35 +290,68 @@ def interrupt_flag() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def write_config(out: Path, meta: dict[str, Any]) -> None:
-    """``out/config.json`` (``meta`` and the version), before any work: --resume reads it."""
+def write_config(out: Path, meta: dict[str, Any], resume: bool = False) -> None:
+    """``out/config.json`` (``meta`` and the version), before any work: --resume reads it.
+    A new run will not take a directory that holds one."""
     from genphys import __version__
 
+    if not resume and (out / "config.json").exists():
+        raise GenphysError(f"{out} already holds a run; use --resume or a new --out")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", meta | {"genphys_version": __version__})
 
 
+def _fingerprint(settings: dict[str, Any]) -> str:
+    """The settings a checkpoint belongs to, the iteration count aside (it may grow)."""
+
+    def drop(d: Any) -> Any:
+        return {k: drop(v) for k, v in d.items() if k != "iterations"} if isinstance(d, dict) else d
+
+    return json.dumps(json_safe(drop(settings)), sort_keys=True)
+
+
 def save_checkpoint(
-    out: Path, theta: Tensor, progress: Progress, chains: dict[str, Tensor]
+    out: Path,
+    theta: Tensor,
+    progress: Progress,
+    chains: dict[str, Tensor],
+    settings: dict[str, Any],
 ) -> None:
-    """One safetensors file, written atomically: parameters, progress, chains."""
+    """One safetensors file, written atomically: parameters, progress, chains, and (in the
+    metadata) the settings they belong to. Complex tensors are stored as (..., 2) reals."""
     tensors = {"theta": theta, **{f"progress.{k}": v for k, v in progress.to_tensors().items()}}
     tensors |= {f"chains.{k}": v for k, v in chains.items()}
-    save_tensors(out / CHECKPOINT_FILE, tensors, {"format": "genphys-vmc-checkpoint"})
+    tensors = {
+        (f"{k}.complex" if v.is_complex() else k): torch.view_as_real(v) if v.is_complex() else v
+        for k, v in tensors.items()
+    }
+    meta = {"format": "genphys-vmc-checkpoint", "settings": _fingerprint(settings)}
+    save_tensors(out / CHECKPOINT_FILE, tensors, meta)
 
 
-def load_checkpoint(out: Path, n_parameters: int) -> tuple[Tensor, Progress, dict[str, Tensor]]:
-    """(parameter vector, progress, chain tensors) of ``out``'s checkpoint."""
+def load_checkpoint(
+    out: Path, n_parameters: int, settings: dict[str, Any], iterations: int
+) -> tuple[Tensor, Progress, dict[str, Tensor]]:
+    """(parameter vector, progress, chain tensors) of ``out``'s checkpoint, checked to belong
+    to ``settings`` and to have done at most ``iterations``."""
     path = out / CHECKPOINT_FILE
     if not path.is_file():
         raise GenphysError(f"{out} has no checkpoint to resume from ({CHECKPOINT_FILE})")
-    t = load_tensors(path)
+    if load_metadata(path).get("settings") != _fingerprint(settings):
+        raise GenphysError(f"{path} belongs to other settings than {out}/config.json")
+    t = {
+        k.removesuffix(".complex"): torch.view_as_complex(v.contiguous())
+        if k.endswith(".complex") else v
+        for k, v in load_tensors(path).items()
+    }  # fmt: skip
     theta = t.get("theta")
     if theta is None or theta.shape != (n_parameters,):
         raise GenphysError(f"{path} does not hold the {n_parameters} parameters of this run")
     progress = Progress.from_tensors(
         {k.removeprefix("progress."): v for k, v in t.items() if k.startswith("progress.")}
     )
+    if iterations < progress.done:
+        raise GenphysError(f"{out} has done {progress.done} iterations; resume with >= that")
     chains = {k.removeprefix("chains."): v for k, v in t.items() if k.startswith("chains.")}
     return theta, progress, chains
 
