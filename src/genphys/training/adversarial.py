@@ -142,8 +142,9 @@ class Adversarial(Objective):
         tol, margin = self.config.balance_tolerance, self.config.win_margin
         if abs(real - 0.5) < tol and abs(fake - 0.5) < tol:
             return [
-                f"{shown}: the discriminator outputs 1/2 on both, it can no longer tell real "
-                "from generated; further training changes little"
+                f"{shown}: the discriminator outputs 1/2 on both and can no longer tell real "
+                "from generated: the game's equilibrium, or a discriminator too weak to teach "
+                "the generator more (judge by the samples and their metrics)"
             ]
         if real > 1 - margin and fake < margin:
             return [
