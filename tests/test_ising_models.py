@@ -332,3 +332,38 @@ def test_simulate_json_is_strict_with_exact_energies_at_any_field_for_small_latt
     assert rows[4]["exact_energy"] == pytest.approx(exact, rel=1e-12)
     assert abs(rows[4]["z_energy"]) < 4
     assert rows[6]["exact_energy"] is None and rows[6]["z_energy"] is None  # no exact result
+
+
+def test_ising_files_are_checked_and_compare_matches_the_training_data(tmp_path: Path) -> None:
+    with pytest.raises(GenphysError, match="distinct"):
+        parse_temperatures("2,2.0")
+    with pytest.raises(GenphysError, match="at most"):
+        parse_temperatures("0.001:1e9:0.001")
+    t2, t3, field = tmp_path / "t2.npz", tmp_path / "t3.npz", tmp_path / "t2h.npz"
+    simulate(4, [2.0], 300, n_chains=50, seed=1).save(t2)
+    simulate(4, [3.0], 300, n_chains=50, seed=1).save(t3)
+    simulate(4, [2.0], 300, n_chains=50, seed=1, field=0.5).save(field)
+    arrays = dict(np.load(t2))
+    for key, value in (("temperatures", np.float64(2.0)), ("energy", arrays["energy"][:, :10]),
+                       ("temperatures", np.array([-1.0]))):  # fmt: skip
+        bad = tmp_path / f"bad-{key}.npz"
+        np.savez(bad, **{**arrays, key: value})
+        with pytest.raises(GenphysError, match=r"corrupt|does not fit"):
+            load_ising(bad)
+    run = tmp_path / "rbm"
+    argv = ["train", "rbm", "--data", str(t2), "--binarize", "none", "--hidden", "4"]
+    assert main([*argv, "--epochs", "1", "--no-progress", "--out", str(run)]) == 0
+    for other in (t3, field):  # another temperature; the same temperature in a field
+        with pytest.raises(GenphysError, match="learned L=4"):
+            compare_runs([str(run)], other, n_samples=20, gibbs_steps=8)
+    (r,) = compare_runs([str(run)], t2, n_samples=20, gibbs_steps=8)
+    assert r["T"] == 2.0 and r["h"] == 0.0
+
+
+def test_equilibration_that_hits_its_cap_warns() -> None:
+    from genphys.physics.dataset import equilibrate
+    from genphys.physics.ising import Metropolis, init_state
+
+    with pytest.warns(UserWarning, match="tau may be underestimated"):
+        done, _, _ = equilibrate(Metropolis(2.27), init_state(16, 8, seed=0), max_sweeps=400)
+    assert done == 400

@@ -180,6 +180,8 @@ def _exact(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from genphys.physics.compare import compare_runs, format_table, plot_comparison
 
+    out = Path(args.out) if args.out else Path(args.data).with_suffix("")
+    io.check_output_dir(out)  # now, not after sampling every run
     result = compare_runs(
         args.run_dirs,
         args.data,
@@ -187,7 +189,7 @@ def _compare(args: argparse.Namespace) -> int:
         gibbs_steps=args.gibbs_steps,
         seed=args.seed,
     )
-    out = Path(args.out) if args.out else Path(args.data).with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)
     figure = plot_comparison(result, out / "compare.png")
     if args.json:
         print(json.dumps(io.json_safe({"runs": result, "figure": str(figure)})))

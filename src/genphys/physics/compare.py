@@ -22,7 +22,7 @@ from genphys import io
 from genphys.errors import GenphysError
 from genphys.evaluation.stats import Estimate
 from genphys.physics import ising_exact as ex
-from genphys.physics.dataset import IsingDataset, load_ising
+from genphys.physics.dataset import IsingDataset, is_ising_file, load_ising
 from genphys.physics.observables import (
     OBSERVABLES,
     as_spins,
@@ -44,9 +44,9 @@ LABELS = {
 
 def exact_values(L: int, T: float, h: float = 0.0) -> dict[str, float | None]:
     """Exact observables of the L x L torus at T and field h (None where no exact result is
-    known: Kaufman's solution is for h = 0, enumeration for L <= 4 takes any h)."""
+    known: Kaufman's solution is for h = 0, enumeration for small L takes any h)."""
     out: dict[str, float | None] = dict.fromkeys(OBSERVABLES)
-    if L <= 4:
+    if L <= ex.MAX_ENUMERATION_L:
         enum = ex.exact_observables(L, T, h)
         out.update({k: float(enum[k]) for k in OBSERVABLES})
     elif h == 0:
@@ -114,6 +114,7 @@ def compare_run(
             f"run {run_dir} records no temperature and the Ising data holds several; compare "
             "it with the single-temperature data it was trained on"
         )
+    T = _check_trained_on(run_dir, cfg, data, T)
     k = data.index(T)
     T = float(data.temperatures[k])
     L, h = data.L, float(data.field)
@@ -134,13 +135,34 @@ def compare_run(
             "model": m.to_dict(),
             "monte_carlo": mc.to_dict(),
             "exact": x,
-            "z_vs_mc": (m.value - mc.value) / math.hypot(m.stderr, mc.stderr)
-            if m.stderr or mc.stderr
-            else 0.0,
+            "z_vs_mc": Estimate(m.value - mc.value, math.hypot(m.stderr, mc.stderr)).z_score(0),
             "relative_error_vs_mc": (m.value - mc.value) / abs(mc.value) if mc.value else None,
             "z_vs_exact": m.z_score(x) if x is not None else None,
         }
     return {"run": str(run_dir), "family": family, "T": T, "L": L, "h": h, "observables": rows}
+
+
+def _check_trained_on(
+    run_dir: str | Path, cfg: dict[str, Any], data: IsingDataset, T: float | None
+) -> float | None:
+    """The run's temperature, checked against the Ising file it was trained on when that file
+    is at hand: the same L and field, and a temperature that ``data`` holds."""
+    name = cfg.get("data", {}).get("name")
+    if not name or not Path(name).is_file() or not is_ising_file(name):
+        return T  # moved or not a file: nothing to check against
+    trained = load_ising(name)
+    if T is None and len(trained.temperatures) == 1:
+        T = float(trained.temperatures[0])
+    same_T = T is None or bool(np.isclose(data.temperatures, T, rtol=0, atol=1e-9).any())
+    if trained.L != data.L or float(trained.field) != float(data.field) or not same_T:
+        raise GenphysError(
+            f"run {run_dir} learned L={trained.L}, h={float(trained.field):g}"
+            + (f", T={T:g}" if T is not None else "")
+            + f" from {name}; the comparison data hold L={data.L}, h={float(data.field):g}, "
+            + "T="
+            + ",".join(f"{t:g}" for t in data.temperatures)
+        )
+    return T
 
 
 def compare_runs(
@@ -161,17 +183,17 @@ def compare_runs(
 def format_table(results: list[dict[str, Any]]) -> str:
     """A plain-text table: model vs Monte Carlo vs exact, with z-scores."""
     lines = []
-    head = f"{'observable':<17}{'model':>22}{'Monte Carlo':>22}{'exact':>12}{'z':>7}{'rel.err':>9}"
+    head = f"{'observable':<17}{'model':>22}{'Monte Carlo':>22}{'exact':>12}{'z':>8}{'rel.err':>10}"
     for r in results:
-        lines.append(f"\n{r['run']}  ({r['family']}, L={r['L']}, T={r['T']:g})")
+        lines.append(f"\n{r['run']}  ({r['family']}, L={r['L']}, T={r['T']:g}, h={r['h']:g})")
         lines.append(head)
         for name, row in r["observables"].items():
             m, mc = Estimate(**row["model"]), Estimate(**row["monte_carlo"])
             exact = f"{row['exact']:.5f}" if row["exact"] is not None else "-"
             rel = row["relative_error_vs_mc"]
-            rel_text = f"{100 * rel:8.2f}%" if rel is not None else "        -"
+            rel_text = f"{100 * rel:9.2f}%" if rel is not None else "         -"
             lines.append(
-                f"{LABELS[name]:<17}{m!s:>22}{mc!s:>22}{exact:>12}{row['z_vs_mc']:7.2f}{rel_text}"
+                f"{LABELS[name]:<17}{m!s:>22}{mc!s:>22}{exact:>12} {row['z_vs_mc']:7.2f}{rel_text}"
             )
     return "\n".join(lines)
 
@@ -189,7 +211,10 @@ def plot_comparison(results: list[dict[str, Any]], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(OBSERVABLES), figsize=(4 * len(OBSERVABLES), 3.6))
     temps = sorted({r["T"] for r in results})
     L = results[0]["L"] if results else 0
-    if temps:
+    fields = sorted({r["h"] for r in results})
+    if fields and fields != [0.0]:  # the exact curves below are for h = 0
+        fig.suptitle(f"field h = {', '.join(f'{h:g}' for h in fields)}")
+    if temps and fields == [0.0]:
         grid = np.linspace(min(temps) - 0.1, max(temps) + 0.1, 200)
         grid = grid[grid > 0]
         axes[0].plot(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ from genphys.physics.observables import energy_per_spin, magnetization_per_spin,
 KIND = "genphys-ising"
 ALGORITHMS = ("auto", "metropolis", "swendsen-wang")
 _PER_T = ("tau_energy", "tau_abs_magnetization", "thin", "burn_in", "sweeps", "algorithm")
+
+
+#: at most this many temperatures in one dataset (a mistyped range could ask for billions)
+MAX_TEMPERATURES = 1000
 
 
 @dataclasses.dataclass
@@ -120,11 +125,25 @@ def load_ising(path: str | Path) -> IsingDataset:
             fields = {fd.name: f[fd.name] for fd in dataclasses.fields(IsingDataset)}
         except KeyError as exc:
             raise GenphysError(f"Ising dataset {path} lacks the array {exc}") from None
-    for key in ("L", "seed", "n_chains"):
-        fields[key] = int(fields[key])
-    fields["field"] = float(fields["field"])
+    try:
+        for key in ("L", "seed", "n_chains"):
+            fields[key] = int(fields[key])
+        fields["field"] = float(fields["field"])
+        temps = np.asarray(fields["temperatures"], dtype=np.float64)
+        if temps.ndim != 1:
+            raise ValueError(f"temperatures of shape {temps.shape}")
+        _checked_temperatures(temps, f"{temps.tolist()}")
+    except (TypeError, ValueError, GenphysError) as exc:
+        raise GenphysError(f"Ising dataset {path} is corrupt: {exc}") from None
     data = IsingDataset(**fields)
     n_t, L = len(data.temperatures), data.L
+    n = data.spins.shape[1] if data.spins.ndim == 4 else -1
+    for key in ("energy", "magnetization"):
+        if np.shape(getattr(data, key)) != (n_t, n):
+            raise GenphysError(f"Ising dataset {path}: {key} does not fit the spins")
+    for key in _PER_T:
+        if np.shape(getattr(data, key)) != (n_t,):
+            raise GenphysError(f"Ising dataset {path}: {key} needs one entry per temperature")
     if data.spins.ndim != 4 or data.spins.shape[0] != n_t or data.spins.shape[2:] != (L, L):
         raise GenphysError(f"Ising dataset {path}: spins of shape {data.spins.shape} do not fit")
     if not np.isin(data.spins, (-1, 1)).all():
@@ -140,6 +159,8 @@ def parse_temperatures(text: str) -> list[float]:
             if step <= 0 or stop < start:
                 raise ValueError
             n = math.floor((stop - start) / step + 1e-9) + 1
+            if n > MAX_TEMPERATURES:
+                raise GenphysError(f"{text!r} makes {n} temperatures; at most {MAX_TEMPERATURES}")
             temps = [round(start + i * step, 10) for i in range(n)]
         else:
             temps = [float(v) for v in text.split(",")]
@@ -147,8 +168,16 @@ def parse_temperatures(text: str) -> list[float]:
         raise GenphysError(
             f"cannot read temperatures {text!r}: give T, T1,T2,... or start:stop:step"
         ) from None
+    return _checked_temperatures(temps, repr(text))
+
+
+def _checked_temperatures(temps: Any, what: str) -> list[float]:
+    """Positive, finite, distinct temperatures (a file holds one block per temperature)."""
+    temps = [float(t) for t in temps]
     if not temps or not all(math.isfinite(t) and t > 0 for t in temps):
-        raise GenphysError(f"temperatures must be positive numbers, got {text!r}")
+        raise GenphysError(f"temperatures must be positive numbers, got {what}")
+    if len(set(np.round(temps, 9))) != len(temps):
+        raise GenphysError(f"temperatures must be distinct, got {what}")
     return temps
 
 
@@ -185,7 +214,15 @@ def equilibrate(
         # None: under 32 sweeps
         tau_e, tau_m = measured_tau(e) or 1.0, measured_tau(np.abs(m)) or 1.0
         tau = max(tau_e, tau_m)
-        if burn_in is not None or (pilot >= 50 * tau and done >= 20 * tau) or done >= max_sweeps:
+        settled = pilot >= 50 * tau and done >= 20 * tau
+        if burn_in is not None or settled or done >= max_sweeps:
+            if not settled and burn_in is None:
+                warnings.warn(
+                    f"T={sampler.T:g}: {done} sweeps (the cap) are under 20 tau = {20 * tau:.0f} "
+                    f"or the pilot under 50 tau: tau may be underestimated and the samples "
+                    "correlated; use Swendsen-Wang near T_c, or give --burn-in and --thin",
+                    stacklevel=2,
+                )
             return done, tau_e, tau_m
         pilot = min(2 * pilot, max_sweeps - done)
 
@@ -226,6 +263,7 @@ def simulate(
         raise GenphysError(f"thin must be a positive integer, got {thin!r}")
     per_chain = math.ceil(n_samples / chains)
     out: dict[str, list[Any]] = {k: [] for k in ("spins", "energy", "magnetization", *_PER_T)}
+    temperatures = _checked_temperatures(temperatures, f"{list(temperatures)}")
     for k, T in enumerate(temperatures):
         algo = choose_algorithm(T, algorithm)
         sampler = _sampler(T, field, algo)
