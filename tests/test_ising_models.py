@@ -350,6 +350,12 @@ def test_ising_files_are_checked_and_compare_matches_the_training_data(tmp_path:
         np.savez(bad, **{**arrays, key: value})
         with pytest.raises(GenphysError, match=r"corrupt|does not fit"):
             load_ising(bad)
+    old = tmp_path / "old.npz"  # written before repeated temperatures were refused
+    two = {**arrays, **{k: np.concatenate([arrays[k]] * 2) for k in arrays if k not in (
+        "L", "field", "seed", "n_chains", "kind")}}  # fmt: skip
+    np.savez(old, **two)
+    with pytest.raises(GenphysError, match="appears 2 times"):
+        load_ising(old).index(2.0)
     run = tmp_path / "rbm"
     argv = ["train", "rbm", "--data", str(t2), "--binarize", "none", "--hidden", "4"]
     assert main([*argv, "--epochs", "1", "--no-progress", "--out", str(run)]) == 0

@@ -475,6 +475,9 @@ def test_resume_guards(tmp_path: Path, capsys) -> None:
     assert run_vmc(cfg, out=tmp_path / "late", resume=True).energy == full.energy
     with pytest.raises(GenphysError, match="already holds a run"):
         run_vmc(cfg, out=tmp_path / "full")
+    (tmp_path / "diverged").mkdir()  # stopped before its first checkpoint: config.json alone
+    (tmp_path / "diverged" / "config.json").write_text("{}")
+    assert run_vmc(cfg, out=tmp_path / "diverged").energy == full.energy
     run_vmc(dataclasses.replace(cfg, iterations=0), out=tmp_path / "zero")
     extended = run_vmc(cfg, out=tmp_path / "zero", resume=True)
     assert extended.history == full.history and extended.energy == full.energy
@@ -483,5 +486,5 @@ def test_resume_guards(tmp_path: Path, capsys) -> None:
     config = json.loads((tmp_path / "full" / "config.json").read_text())
     config["vmc"]["omega"] = "1"
     (tmp_path / "full" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(GenphysError, match="omega must be a float"):
+    with pytest.raises(GenphysError, match="omega must be a number"):
         vmc(_cli("--resume", "--out", str(tmp_path / "full")))

@@ -220,6 +220,10 @@ def _checkpointed(out: str | None, run: Callable[[], Any]) -> Any:
         raise
 
 
+def _raise_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
 _RESUME_MAY_CHANGE = {"iterations", "out", "threads", "json", "resume"}
 
 
@@ -339,7 +343,11 @@ def _tfim(
         ),
     )  # fmt: skip
     sweeps = max(4, math.ceil(cfg["final_samples"] / cfg["walkers"]))
+    if stop():  # a Ctrl-C in the last iteration: the checkpoint is there
+        _checkpointed(args.out, _raise_interrupt)
     final = sample_tfim(psi, opt.chains, J, gamma, sweeps, burn_in=cfg["burn_in"])
+    if stop():  # ... or during the evaluation, which a resume redoes
+        _checkpointed(args.out, _raise_interrupt)
     energy = energy_estimate(final.local_energy)
     seconds = time.perf_counter() - start
     ref = reference_energy(psi.N, J, gamma)

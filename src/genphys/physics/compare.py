@@ -22,7 +22,7 @@ from genphys import io
 from genphys.errors import GenphysError
 from genphys.evaluation.stats import Estimate
 from genphys.physics import ising_exact as ex
-from genphys.physics.dataset import IsingDataset, is_ising_file, load_ising
+from genphys.physics.dataset import IsingDataset, is_ising_file, ising_header, load_ising
 from genphys.physics.observables import (
     OBSERVABLES,
     as_spins,
@@ -148,15 +148,17 @@ def _check_trained_on(
     """The run's temperature, checked against the Ising file it was trained on when that file
     is at hand: the same L and field, and a temperature that ``data`` holds."""
     name = cfg.get("data", {}).get("name")
-    if not name or not Path(name).is_file() or not is_ising_file(name):
-        return T  # moved or not a file: nothing to check against
-    trained = load_ising(name)
-    if T is None and len(trained.temperatures) == 1:
-        T = float(trained.temperatures[0])
+    if not name or not Path(name).is_absolute() or not Path(name).is_file():
+        return T  # moved, relative to another directory, or no file: nothing to check
+    if not is_ising_file(name):
+        return T
+    L, field, temps = ising_header(name)
+    if T is None and len(temps) == 1:
+        T = float(temps[0])
     same_T = T is None or bool(np.isclose(data.temperatures, T, rtol=0, atol=1e-9).any())
-    if trained.L != data.L or float(trained.field) != float(data.field) or not same_T:
+    if L != data.L or field != float(data.field) or not same_T:
         raise GenphysError(
-            f"run {run_dir} learned L={trained.L}, h={float(trained.field):g}"
+            f"run {run_dir} learned L={L}, h={field:g}"
             + (f", T={T:g}" if T is not None else "")
             + f" from {name}; the comparison data hold L={data.L}, h={float(data.field):g}, "
             + "T="

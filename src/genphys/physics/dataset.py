@@ -75,6 +75,8 @@ class IsingDataset:
         hits = np.flatnonzero(np.isclose(self.temperatures, T, rtol=0, atol=1e-9))
         if hits.size == 0:
             raise GenphysError(f"temperature {T:g} is not in the Ising data; it holds {temps}")
+        if hits.size > 1:  # files written before repeats were refused
+            raise GenphysError(f"temperature {T:g} appears {hits.size} times in the Ising data")
         return int(hits[0])
 
     def as_dataset(self, T: float | None = None) -> Dataset:
@@ -132,7 +134,7 @@ def load_ising(path: str | Path) -> IsingDataset:
         temps = np.asarray(fields["temperatures"], dtype=np.float64)
         if temps.ndim != 1:
             raise ValueError(f"temperatures of shape {temps.shape}")
-        _checked_temperatures(temps, f"{temps.tolist()}")
+        _checked_temperatures(temps, f"{temps.tolist()}", distinct=False)
     except (TypeError, ValueError, GenphysError) as exc:
         raise GenphysError(f"Ising dataset {path} is corrupt: {exc}") from None
     data = IsingDataset(**fields)
@@ -149,6 +151,15 @@ def load_ising(path: str | Path) -> IsingDataset:
     if not np.isin(data.spins, (-1, 1)).all():
         raise GenphysError(f"Ising dataset {path}: spins must be -1 or +1")
     return data
+
+
+def ising_header(path: str | Path) -> tuple[int, float, np.ndarray]:
+    """(L, field, temperatures) of an Ising dataset file, without reading its spins."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return int(f["L"]), float(f["field"]), np.asarray(f["temperatures"], dtype=float)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise GenphysError(f"cannot read the Ising dataset {path}: {exc}") from None
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -171,13 +182,16 @@ def parse_temperatures(text: str) -> list[float]:
     return _checked_temperatures(temps, repr(text))
 
 
-def _checked_temperatures(temps: Any, what: str) -> list[float]:
-    """Positive, finite, distinct temperatures (a file holds one block per temperature)."""
+def _checked_temperatures(temps: Any, what: str, distinct: bool = True) -> list[float]:
+    """Positive, finite (and ``distinct``: one block per temperature) temperatures, at most
+    :data:`MAX_TEMPERATURES`."""
     temps = [float(t) for t in temps]
     if not temps or not all(math.isfinite(t) and t > 0 for t in temps):
         raise GenphysError(f"temperatures must be positive numbers, got {what}")
-    if len(set(np.round(temps, 9))) != len(temps):
+    if distinct and len(set(np.round(temps, 9))) != len(temps):
         raise GenphysError(f"temperatures must be distinct, got {what}")
+    if len(temps) > MAX_TEMPERATURES:
+        raise GenphysError(f"{len(temps)} temperatures; at most {MAX_TEMPERATURES}")
     return temps
 
 

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import numbers
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -107,15 +109,21 @@ class VMCConfig:
         """Validate, then make the wavefunction, Hamiltonian and sampler."""
         for f in dataclasses.fields(self):  # a hand-edited config.json may hold anything
             value, kind = getattr(self, f.name), str(f.type)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            flag = isinstance(value, (bool, np.bool_))
             if value is None and "None" in kind:
                 continue
-            if ("float" in kind and not number) or (kind == "bool" and not isinstance(value, bool)):
-                raise GenphysError(f"{f.name} must be a {kind.split()[0]}, got {value!r}")
-            if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
-                raise GenphysError(f"{f.name} must be an integer, got {value!r}")
-            if kind == "str" and not isinstance(value, str):
-                raise GenphysError(f"{f.name} must be a string, got {value!r}")
+            if kind.startswith("float") and isinstance(value, numbers.Real) and not flag:
+                value = float(value)  # NumPy scalars and ints too, stored as Python floats
+            elif kind == "int" and isinstance(value, numbers.Integral) and not flag:
+                value = int(value)
+            elif kind == "bool" and (
+                flag or (isinstance(value, numbers.Integral) and value in (0, 1))
+            ):
+                value = bool(value)
+            elif not (kind == "str" and isinstance(value, str)):
+                what = {"int": "an integer", "bool": "true or false", "str": "a string"}
+                raise GenphysError(f"{f.name} must be {what.get(kind, 'a number')}, got {value!r}")
+            setattr(self, f.name, value)
         for name in ("walkers", "samples", "final_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise GenphysError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -292,10 +300,11 @@ def interrupt_flag() -> Iterator[Callable[[], bool]]:
 
 def write_config(out: Path, meta: dict[str, Any], resume: bool = False) -> None:
     """``out/config.json`` (``meta`` and the version), before any work: --resume reads it.
-    A new run will not take a directory that holds one."""
+    A new run will not take a directory that holds a run's checkpoint or result (one that
+    stopped before its first checkpoint, e.g. diverged, holds neither and is taken)."""
     from genphys import __version__
 
-    if not resume and (out / "config.json").exists():
+    if not resume and any((out / f).exists() for f in (CHECKPOINT_FILE, "result.json")):
         raise GenphysError(f"{out} already holds a run; use --resume or a new --out")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", meta | {"genphys_version": __version__})
@@ -338,7 +347,7 @@ def load_checkpoint(
     if not path.is_file():
         raise GenphysError(f"{out} has no checkpoint to resume from ({CHECKPOINT_FILE})")
     if load_metadata(path).get("settings") != _fingerprint(settings):
-        raise GenphysError(f"{path} belongs to other settings than {out}/config.json")
+        raise GenphysError(f"the checkpoint {path} belongs to other settings than these")
     t = {
         k.removesuffix(".complex"): torch.view_as_complex(v.contiguous())
         if k.endswith(".complex") else v
