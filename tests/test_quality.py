@@ -289,3 +289,18 @@ def test_classifier_weights_round_trip(tmp_path: Path) -> None:
     assert torch.equal(clf.features(x), other.features(x))
     rebuilt = io.build_model({"name": "classifier", "config": clf.config.to_dict()})
     assert isinstance(rebuilt, Classifier) and rebuilt.config == clf.config
+
+
+def test_mmd_is_translation_invariant_in_float64() -> None:
+    """The Gaussian kernel depends on differences only: a common offset of 1e8 (features on
+    a large scale) must not change MMD^2, its error or its p-value."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(50, 3, generator=g, dtype=torch.float64) + 0.3
+    a = mmd(x, y, bandwidth=1.0, n_permutations=20, generator=torch.Generator().manual_seed(1))
+    b = mmd(x + 1e8, y + 1e8, bandwidth=1.0, n_permutations=20,
+            generator=torch.Generator().manual_seed(1))  # fmt: skip
+    assert b.value == pytest.approx(a.value, rel=1e-6) and b.stderr == pytest.approx(
+        a.stderr, rel=1e-5
+    )
+    assert b.p_value == a.p_value

@@ -167,3 +167,14 @@ def test_real_vs_real_floor_never_compares_the_reference_with_itself(tmp_path: P
     floor = report["mmd"]["real_vs_real"]
     assert floor["value"] != 0 and floor["stderr"] > 0
     assert abs(floor["value"]) < 4 * floor["stderr"]  # two halves of one distribution
+
+
+def test_a_floor_of_zero_has_no_ratio_and_few_samples_are_scored() -> None:
+    g = torch.Generator().manual_seed(0)
+    reference, samples = torch.rand(8, 64, generator=g), torch.rand(8, 64, generator=g) ** 3
+    clf = Classifier(image_shape=(1, 8, 8))
+    report = quality_report(samples, reference, reference, ("fid", "is"), clf, n_bootstrap=3)
+    assert report["fid"]["ratio_to_floor"] is None  # real vs real is the same set: FID ~ 0
+    assert report["fid"]["real_vs_real"]["value"] == pytest.approx(0.0, abs=1e-6)
+    four = inception_score(samples, clf, splits=4)  # 8 samples: 4 splits, not an error
+    assert report["is"]["value"] == pytest.approx(four.value, rel=1e-12)

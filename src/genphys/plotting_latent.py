@@ -140,7 +140,8 @@ def plot_label_clusters(
             raise GenphysError(f"{y.shape[0]} labels for {z.shape[0]} examples")
     if (d := z.shape[1]) <= 2:
         other = z[:, 1] if d == 2 else torch.zeros(len(z)) if y is None else y.double()
-        xy, names = torch.stack([z[:, 0], other], 1), ["z[0]", "z[1]" if d == 2 else "label"]
+        second = "z[1]" if d == 2 else "" if y is None else "label"
+        xy, names = torch.stack([z[:, 0], other], 1), ["z[0]", second]
     else:
         zc = z - z.mean(0)
         _, s, vh = torch.linalg.svd(zc, full_matrices=False)

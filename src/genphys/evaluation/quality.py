@@ -136,6 +136,9 @@ def mmd(
             f"{m} and {n} samples, {n_permutations}, {chunk_size}"
         )
     z, total = torch.cat([xs, ys]), m + n
+    z = z - z.mean(
+        0
+    )  # the kernel is translation-invariant; centring keeps |a|^2 + |b|^2 - 2ab exact
     if bandwidth is None:
         bandwidth = _median_bandwidth(z, generator)
     elif not (math.isfinite(bandwidth) and bandwidth > 0):

@@ -113,10 +113,14 @@ def quality_report(
             return fid(x, ref, classifier, n_bootstrap=n_bootstrap, generator=g)
 
         out["fid"] = _both(_fid, samples, real, reference)
-        out["fid"]["ratio_to_floor"] = out["fid"]["value"] / out["fid"]["real_vs_real"]["value"]
+        value, floor = out["fid"]["value"], out["fid"]["real_vs_real"]["value"]
+        # a floor at rounding level (the same images on both sides) has no meaningful ratio
+        out["fid"]["ratio_to_floor"] = value / floor if floor > 1e-9 * max(value, 1.0) else None
     if "is" in metrics:
         assert classifier is not None
-        score, floor = inception_score(samples, classifier), inception_score(reference, classifier)
+        splits = max(1, min(10, len(samples) // 2, len(reference) // 2))  # 10 when n >= 20
+        score = inception_score(samples, classifier, splits=splits)
+        floor = inception_score(reference, classifier, splits=splits)
         out["is"] = {**score.to_dict(), "real": floor.to_dict()}
         out["is"]["fraction_of_real"] = score.value / floor.value
     if "mmd" in metrics:
