@@ -373,7 +373,7 @@ def test_cli_resume_continues_a_tfim_run_exactly(tmp_path: Path, capsys) -> None
 
 def test_complex_states_checkpoint_and_resume_exactly(tmp_path: Path) -> None:
     from genphys.physics.tfim import RBMSpinState, optimize_tfim
-    from genphys.physics.vmc_run import load_checkpoint, save_checkpoint
+    from genphys.physics.vmc_checkpoint import load_checkpoint, save_checkpoint
 
     meta = {"tfim": {"spins": 4}}
 

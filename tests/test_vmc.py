@@ -426,7 +426,7 @@ def test_ctrl_c_checkpoints_a_vmc_run_between_iterations(tmp_path: Path) -> None
     import sys
     import time
 
-    from genphys.physics.vmc_run import CHECKPOINT_FILE
+    from genphys.physics.vmc_checkpoint import CHECKPOINT_FILE
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "genphys.cli", "vmc", "--iterations", "100000", "--samples",
@@ -443,7 +443,7 @@ def test_ctrl_c_checkpoints_a_vmc_run_between_iterations(tmp_path: Path) -> None
         proc.kill()
     assert proc.returncode == 130, stderr
     assert "--resume --out" in stderr
-    from genphys.physics.vmc_run import load_checkpoint
+    from genphys.physics.vmc_checkpoint import load_checkpoint
 
     n = load_tensors(out / CHECKPOINT_FILE)["theta"].numel()
     settings = {

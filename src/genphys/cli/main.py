@@ -7,6 +7,7 @@ a diverged run exits with 1; Ctrl-C checkpoints and exits with 130.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
 from collections.abc import Sequence
@@ -39,17 +40,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+@functools.cache
+def _family_config(family: str) -> dict[str, Any]:
+    """A family's resolved default configuration (once per process: --help reads it for
+    every train flag)."""
+    from genphys.training.run import resolve_config
+
+    return resolve_config(family, {})
+
+
 def _family_defaults(section: str, key: str) -> str:
     """The default of a ``train`` setting in each model family it applies to, for --help:
     "default 100" when they agree, else "default: rbm 100, vae 50"."""
     import dataclasses
 
     from genphys.registry import MODELS
-    from genphys.training.run import FAMILIES, resolve_config
+    from genphys.training.run import FAMILIES
 
     found: dict[str, Any] = {}
     for family in FAMILIES:
-        cfg = resolve_config(family, {})
+        cfg = _family_config(family)
         if section in ("trainer", "data"):
             found[family] = cfg[section].get(key)
             continue

@@ -128,7 +128,8 @@ def vmc(args: argparse.Namespace) -> int:
 
     from genphys.errors import GenphysError
     from genphys.io import check_output_dir
-    from genphys.physics.vmc_run import VMCConfig, interrupt_flag
+    from genphys.physics.vmc_checkpoint import interrupt_flag
+    from genphys.physics.vmc_run import VMCConfig, run_vmc
 
     threads = getattr(args, "threads", 1)
     if not isinstance(threads, int) or threads < 1:
@@ -152,15 +153,7 @@ def vmc(args: argparse.Namespace) -> int:
         tfim = _checked_tfim(saved["tfim"]) if resume else _tfim_settings(args)
         if resume and args.iterations is not None:
             tfim["iterations"] = args.iterations
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            with interrupt_flag() as stop:
-                return _tfim(tfim, args, resume, stop)
-        finally:
-            torch.set_num_threads(previous)
-
-    if resume:
+    elif resume:
         config = VMCConfig.from_dict(saved["vmc"])
         if args.iterations is not None:
             config.iterations = args.iterations
@@ -168,9 +161,23 @@ def vmc(args: argparse.Namespace) -> int:
         values = {field: getattr(args, field, None) for field, _, _ in _FLAGS.values()}
         values |= {flag: bool(getattr(args, flag, False)) for flag in _SWITCHES}
         config = VMCConfig.from_dict({k: v for k, v in values.items() if v is not None})
-    config.build()  # bad input fails here, before any work
-    progress = _progress(args.json, config.iterations)
-    result = _run_trap(config, args, resume, threads, progress)
+    if system == "trap":
+        config.build()  # bad input fails here, before any work
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with interrupt_flag() as stop:  # Ctrl-C: stop between iterations, checkpointed
+            if system == "tfim":
+                return _tfim(tfim, args, resume, stop)
+            progress = _progress(args.json, config.iterations)
+            result = run_vmc(config, args.out, progress, resume, stop)
+    except KeyboardInterrupt:
+        if args.out:
+            print(f"stopped with a checkpoint in {args.out} (continue: genphys vmc --resume "
+                  f"--out {args.out})", file=sys.stderr)  # fmt: skip
+        raise
+    finally:
+        torch.set_num_threads(previous)
     summary = result.to_dict() | {"out": args.out}
     if args.json:
         print(json.dumps(summary))
@@ -187,41 +194,6 @@ def vmc(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}")
     return 0
-
-
-def _run_trap(
-    config: Any, args: argparse.Namespace, resume: bool, threads: int, progress: Any
-) -> Any:
-    import torch
-
-    from genphys.physics.vmc_run import interrupt_flag, run_vmc
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with interrupt_flag() as stop:
-            return _checkpointed(
-                args.out, lambda: run_vmc(config, args.out, progress, resume, stop)
-            )
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _checkpointed(out: str | None, run: Callable[[], Any]) -> Any:
-    """``run()``; an interrupted run with a directory says how to continue it."""
-    try:
-        return run()
-    except KeyboardInterrupt:
-        if out:
-            print(
-                f"stopped with a checkpoint in {out} (continue: genphys vmc --resume --out {out})",
-                file=sys.stderr,
-            )
-        raise
-
-
-def _raise_interrupt() -> None:
-    raise KeyboardInterrupt
 
 
 _RESUME_MAY_CHANGE = {"iterations", "out", "threads", "json", "resume"}
@@ -255,8 +227,8 @@ def _resumed_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _checked_tfim(settings: Any) -> dict[str, Any]:
-    """A saved tfim run's settings, checked as a new run's flags are (config.json may have
-    been edited)."""
+    """A tfim run's settings (a new run's, or a saved one's: config.json may have been
+    edited), checked."""
     from genphys.errors import GenphysError
     from genphys.physics.vmc_run import VMCConfig
 
@@ -269,14 +241,15 @@ def _checked_tfim(settings: Any) -> dict[str, Any]:
     except KeyError as exc:
         raise GenphysError(f"the saved tfim settings lack {exc}") from None
     numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (J, gamma))
-    if not (isinstance(spins, int) and numbers and math.isfinite(J) and math.isfinite(gamma)):
-        raise GenphysError(f"bad saved tfim settings: spins {spins!r}, J {J!r}, Gamma {gamma!r}")
+    if not (numbers and math.isfinite(J) and math.isfinite(gamma)):
+        raise GenphysError(f"the coupling and field must be finite, got {J!r} and {gamma!r}")
+    if not isinstance(spins, int) or isinstance(spins, bool):
+        raise GenphysError(f"the number of spins must be an integer, got {spins!r}")
     return dict(settings)
 
 
 def _tfim_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings of a new tfim run from the flags (checked)."""
-    from genphys.errors import GenphysError
     from genphys.physics.vmc_run import VMCConfig
 
     tfim: dict[str, Any] = {f: getattr(args, f, None) for f in _TFIM_FLAGS}
@@ -285,10 +258,7 @@ def _tfim_settings(args: argparse.Namespace) -> dict[str, Any]:
     given = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
     cfg = VMCConfig.from_dict({"hidden": tfim["spins"]} | given)  # hidden: alpha = 1
     cfg.build()  # the other settings shared with the trap are checked as for the trap
-    J, gamma = tfim["coupling"], tfim["field"]
-    if not (math.isfinite(J) and math.isfinite(gamma)):
-        raise GenphysError(f"the coupling and field must be finite, got {J} and {gamma}")
-    return {"system": "tfim"} | tfim | {f: getattr(cfg, f) for f in fields}
+    return _checked_tfim({"system": "tfim"} | tfim | {f: getattr(cfg, f) for f in fields})
 
 
 def _tfim(
@@ -297,7 +267,6 @@ def _tfim(
     """``genphys vmc --system tfim``: optimise, evaluate, compare with the exact energy."""
     import time
 
-    from genphys.errors import GenphysError
     from genphys.io import json_safe
     from genphys.physics.tfim import (
         RBMSpinState,
@@ -307,15 +276,10 @@ def _tfim(
         sample_tfim,
     )
     from genphys.physics.vmc import energy_estimate
-    from genphys.physics.vmc_run import load_checkpoint, save_checkpoint, write_config
+    from genphys.physics.vmc_checkpoint import load_checkpoint, save_checkpoint, write_config
     from genphys.rng import derive_seed
 
-    try:
-        cfg = {k: settings[k] for k in ("spins", "coupling", "field", "hidden", "seed",
-               "init_std", "optimizer", "lr", "iterations", "samples", "diag_shift", "walkers",
-               "equilibration", "burn_in", "final_samples")}  # fmt: skip
-    except KeyError as exc:
-        raise GenphysError(f"the tfim settings lack {exc}") from None
+    cfg = settings  # checked by _checked_tfim
     psi = RBMSpinState(cfg["spins"], cfg["hidden"], derive_seed(cfg["seed"], 0), cfg["init_std"])
     J, gamma = cfg["coupling"], cfg["field"]
     out = Path(args.out) if args.out else None
@@ -332,22 +296,19 @@ def _tfim(
             save_checkpoint(out, psi.parameter_vector(), p, c.to_tensors(), meta)
 
     start = time.perf_counter()
-    opt = _checkpointed(
-        args.out,
-        lambda: optimize_tfim(
-            psi, J, gamma, cfg["optimizer"], cfg["lr"], cfg["iterations"], cfg["samples"],
-            cfg["seed"], cfg["diag_shift"], chains=cfg["walkers"], state=chains,
-            equilibration=cfg["equilibration"], burn_in=cfg["burn_in"],
-            callback=_progress(args.json, cfg["iterations"]), progress=done,
-            checkpoint=checkpoint, stop=stop,
-        ),
+    opt = optimize_tfim(
+        psi, J, gamma, cfg["optimizer"], cfg["lr"], cfg["iterations"], cfg["samples"],
+        cfg["seed"], cfg["diag_shift"], chains=cfg["walkers"], state=chains,
+        equilibration=cfg["equilibration"], burn_in=cfg["burn_in"],
+        callback=_progress(args.json, cfg["iterations"]), progress=done,
+        checkpoint=checkpoint, stop=stop,
     )  # fmt: skip
     sweeps = max(4, math.ceil(cfg["final_samples"] / cfg["walkers"]))
     if stop():  # a Ctrl-C in the last iteration: the checkpoint is there
-        _checkpointed(args.out, _raise_interrupt)
+        raise KeyboardInterrupt
     final = sample_tfim(psi, opt.chains, J, gamma, sweeps, burn_in=cfg["burn_in"])
     if stop():  # ... or during the evaluation, which a resume redoes
-        _checkpointed(args.out, _raise_interrupt)
+        raise KeyboardInterrupt
     energy = energy_estimate(final.local_energy)
     seconds = time.perf_counter() - start
     ref = reference_energy(psi.N, J, gamma)

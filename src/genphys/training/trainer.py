@@ -332,14 +332,14 @@ class Trainer:
             )
             self.model.train()
         warnings = self.objective.epoch_warnings(metrics)
-        kinds = {re.sub(r"\d+(\.\d+)?", "#", line) for line in warnings}  # numbers aside
+        kinds = [re.sub(r"\d+(\.\d+)?", "#", line) for line in warnings]  # numbers aside
         if warnings:
             metrics["warnings"] = warnings  # every epoch's, in metrics.jsonl
-            for line in warnings if self.is_main else []:
-                if re.sub(r"\d+(\.\d+)?", "#", line) not in self._warned:  # news only
+            for line, kind in zip(warnings, kinds, strict=True) if self.is_main else []:
+                if kind not in self._warned:  # news only
                     print(f"genphys: warning: epoch {self.epoch}: {line} (not repeated while "
                           "it lasts)", file=sys.stderr)  # fmt: skip
-        self._warned = kinds
+        self._warned = set(kinds)
         self.history.append(metrics)
         self._log.write(metrics)
         if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
