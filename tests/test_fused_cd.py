@@ -14,11 +14,11 @@ import torch
 from exact import all_states, bernoulli_rbm, chisquare_p, codes_of, exact_p
 from genphys import kernels
 from genphys.data import DataConfig, prepare_data
-from genphys.errors import GenphysError
+from genphys.errors import GenphysError, TrainingDiverged
 from genphys.models import BernoulliRBM, GaussianBernoulliRBM, RBMConfig
 from genphys.samplers import GibbsState
-from genphys.training import CDConfig, ContrastiveDivergence, Trainer, TrainerConfig
-from genphys.training.fused_cd import FUSE_MIN_WORK, CounterChains, fused_step
+from genphys.training import CDConfig, ContrastiveDivergence, Trainer, TrainerConfig, fused_cd
+from genphys.training.fused_cd import FUSE_MIN_WORK, CounterChains, fused_sgd_step, fused_step
 
 needs_compiler = pytest.mark.skipif(
     not kernels.compiler_available(), reason="torch.compile needs a C++ compiler"
@@ -67,6 +67,31 @@ def test_fused_gradients_are_the_closed_form_of_their_negatives(persistent: bool
     for k in ("weight", "visible_bias", "hidden_bias"):
         torch.testing.assert_close(grads[k], expected[k], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(pre, rbm.hidden_input(x))
+
+
+@pytest.mark.parametrize("compile_", [False, pytest.param(True, marks=needs_compiler)])
+def test_a_fused_sgd_step_is_sgd_on_the_fused_gradients(compile_: bool) -> None:
+    """The graph that updates the parameters in place draws the same chains, sees the same
+    c + xW and moves each parameter by -lr times the closed-form gradient (float64)."""
+    rbm = bernoulli_rbm(9, 5, 1.0, seed=3)
+    ref = copy.deepcopy(rbm)
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.rand(6, 9, generator=g, dtype=torch.float64) < 0.5).double()
+    v0 = (torch.rand(4, 9, generator=g, dtype=torch.float64) < 0.5).double()
+    coef = torch.cat([torch.full((6,), 1 / 6), torch.full((4,), -1 / 4)]).double()
+    a, b = CounterChains(v0.clone(), seed=5), CounterChains(v0.clone(), seed=5)
+    grads, x, pre = fused_step(ref, batch, a, coef, k=2, compile_=compile_)
+    lr = torch.tensor(0.3, dtype=torch.float64)
+    x2, pre2, total = fused_sgd_step(rbm, batch, b, coef, lr, k=2, compile_=compile_)
+    assert torch.equal(x2, x) and b.counter == a.counter and torch.equal(b.v, a.v)
+    torch.testing.assert_close(pre2, pre, rtol=1e-12, atol=1e-12)
+    for name, grad in grads.items():
+        expected = getattr(ref, name).detach() - 0.3 * grad
+        torch.testing.assert_close(getattr(rbm, name).detach(), expected, rtol=1e-12, atol=1e-12)
+    assert float(total) == pytest.approx(sum(float(p.detach().sum()) for p in rbm.parameters()))
+    with torch.no_grad():
+        rbm.weight[2, 1] = float("nan")
+    assert not torch.isfinite(fused_sgd_step(rbm, batch, b, coef, lr, 1, compile_)[2])
 
 
 def _fused_samples(rbm: BernoulliRBM, n_chains: int, sweeps: int, k: int, compile_: bool):
@@ -194,3 +219,63 @@ def test_plain_sgd_update_is_torch_sgd_bit_for_bit() -> None:
     plain = _fit(cfg, data)
     stepped = _fit(TrainerConfig(**{**cfg.to_dict(), "grad_clip": 1e9}), data)
     assert all(torch.equal(plain[k], stepped[k]) for k in plain)
+
+
+def _fit_fused(data: torch.Tensor, **trainer) -> tuple[Trainer, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    rbm = BernoulliRBM(RBMConfig(n_visible=64, n_hidden=12))
+    cfg = TrainerConfig(epochs=1, batch_size=20, lr=0.1, momentum=0.0, seed=3, progress=False)
+    cfg = TrainerConfig(**{**cfg.to_dict(), **trainer})
+    with warnings.catch_warnings():  # the LR scheduler's "step() before optimizer.step()"
+        warnings.filterwarnings("error", message=".*lr_scheduler.step")
+        tr = Trainer(rbm, _objective(True), cfg)
+        tr.fit(data)
+    return tr, {k: p.detach().clone() for k, p in rbm.named_parameters()}
+
+
+@needs_compiler
+def test_plain_sgd_fused_steps_update_in_the_graph(monkeypatch) -> None:
+    """With plain SGD the fused graph applies the step itself; the weights and the logged
+    free-energy gap are those of the fused gradients stepped by torch.optim.SGD (a clip that
+    never bites), up to float32 rounding: the same draws, the update summed in another order."""
+    data = prepare_data(DataConfig(name="digits", binarize="static", val_fraction=0.0)).train
+    calls = {"sgd": 0}
+    original = fused_cd.fused_sgd_step
+
+    def counting(*args, **kwargs):
+        calls["sgd"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("genphys.training.objectives.fused_sgd_step", counting)
+    plain, a = _fit_fused(data)
+    assert calls["sgd"] == plain.global_step == len(data) // 20
+    stepped, b = _fit_fused(data, grad_clip=1e9)
+    assert calls["sgd"] == plain.global_step  # the clip takes the optimizer's step
+    for k in a:  # (a draw flipped by a last-bit difference, about 1 in 10^7, would show here)
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    gaps = [t.history[0]["train/free_energy_gap"] for t in (plain, stepped)]
+    assert gaps[0] == pytest.approx(gaps[1], rel=1e-6)
+    # a schedule's new rate reaches the graph (a tensor input: no recompilation)
+    scheduled, _ = _fit_fused(data, epochs=2, schedule="step", step_size=1, gamma=0.5)
+    assert scheduled.objective._lr is not None and scheduled.objective._lr[0] == 0.05
+
+
+@needs_compiler
+def test_fused_sgd_stops_when_the_parameters_go_non_finite(tmp_path) -> None:
+    data = prepare_data(DataConfig(name="digits", binarize="static", val_fraction=0.0)).train
+
+    class Poisoning(ContrastiveDivergence):
+        calls = 0
+
+        def step(self, ctx, batch):
+            Poisoning.calls += 1
+            if Poisoning.calls == 4:
+                with torch.no_grad():
+                    ctx.model.hidden_bias[3] = float("inf")
+            return super().step(ctx, batch)
+
+    cfg = TrainerConfig(epochs=1, batch_size=20, lr=0.1, momentum=0.0, progress=False)
+    trainer = Trainer(BernoulliRBM(64, 12), Poisoning(CDConfig(compile=True)), cfg, tmp_path)
+    with pytest.raises(TrainingDiverged, match="step 4: the model parameters became non-finite"):
+        trainer.fit(data)
+    assert trainer.global_step == 3

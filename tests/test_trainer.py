@@ -52,7 +52,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return io.load_tensors(run / io.MODEL_FILE)
 
 
-@pytest.mark.parametrize("sampler", ["gibbs", "gibbs-reuse", "tempering", "fused", "fused-cd"])
+@pytest.mark.parametrize(
+    "sampler", ["gibbs", "gibbs-reuse", "tempering", "fused", "fused-cd", "fused-sgd"]
+)
 def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, sampler: str) -> None:
     chains = {
         "sampler": "tempering" if sampler == "tempering" else "gibbs",
@@ -61,10 +63,12 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, sampler: str) -> None
         "compile": sampler.startswith("fused"),  # the counter-based stream is state too
         "persistent": sampler != "fused-cd",
     }
-    base = {**CFG, "objective": {"config": chains}}
+    # plain SGD: the fused graph applies the step itself
+    trainer = {**CFG["trainer"], "momentum": 0.0} if sampler == "fused-sgd" else CFG["trainer"]
+    base = {**CFG, "trainer": trainer, "objective": {"config": chains}}
     cfg = resolve_config("rbm", base)
     full, _ = train(cfg, out=tmp_path / "full")
-    stopped = resolve_config("rbm", {**base, "trainer": {**CFG["trainer"], "max_steps": 70}})
+    stopped = resolve_config("rbm", {**base, "trainer": {**trainer, "max_steps": 70}})
     part, _ = train(stopped, out=tmp_path / "part")
     assert part.global_step == 70 and part.epoch == 1 and part.batch_in_epoch == 20
     assert not (tmp_path / "part" / io.MODEL_FILE).exists()

@@ -7,6 +7,11 @@ between the kernels cost about as much as the products. Here the whole step is o
 that ``torch.compile`` turns into the products plus a few fused loops, with the Bernoulli
 draws hashed from a counter-based stream (:mod:`genphys.kernels`) inside those loops.
 
+With plain SGD in one process (no momentum, weight decay or clipping), the graph applies
+the step too (:func:`cd_sgd_graph`): the parameters are updated in place and the gradient is
+never stored, which saves a pass over the weights, the optimizer's Python and a call per step.
+The update is the same, rounded in another order (lr enters the product).
+
 The random numbers are thus not torch's: a :class:`CounterChains` state holds the persistent
 chains (none for CD, whose chains start at the data), a seed and a counter, and is
 checkpointed with them. Compiled and eager execution draw the same numbers; their sigmoids may
@@ -19,6 +24,7 @@ process, e.g. a sweep over model sizes) further shapes run eagerly, with torch's
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -59,24 +65,24 @@ class CounterChains:
             raise GenphysError(f"sampler state is corrupt or incomplete: {exc}") from None
 
 
-def cd_graph(
+def _phases(
     weight: Tensor,
     visible_bias: Tensor,
     hidden_bias: Tensor,
     batch: Tensor,
     start: Tensor,
-    coef: Tensor,
     base: Tensor,
     index: Tensor,
     k: int,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """k Gibbs sweeps from ``start`` and the gradients of sum_n coef_n F(x_n), x = [batch;
-    negatives] (see :meth:`BernoulliRBM.free_energy_grads`).
+) -> tuple[Tensor, Tensor]:
+    """k Gibbs sweeps from ``start``; returns x = [batch; negatives] and c + xW.
 
     Sweep s reads stream positions ``base + s m (nh + nv) + index``, ``index`` = 0, 1, ...,
     m (nh + nv) - 1: the first m nh for the hidden units, the rest for the visible ones (m
     chains). ``index`` is an input rather than made here: inductor would fold the stream's
-    increments into its index arithmetic, which overflows. Returns (dW, db, dc, x, c + xW).
+    increments into its index arithmetic, which overflows. A bias enters as ``xW - (-c)``,
+    the same number as ``c + xW``: inductor turns ``xW + c`` into an addmm, which first copies
+    the broadcast bias into its output.
     """
     m, nv = start.shape
     nh = hidden_bias.shape[0]
@@ -84,15 +90,83 @@ def cd_graph(
     v = start
     for s in range(k):
         offset = base + kernels.signed(s * m * (nh + nv) * kernels.GAMMA)
-        p_h = torch.sigmoid(torch.addmm(hidden_bias, v, weight))
+        p_h = torch.sigmoid(v @ weight - (-hidden_bias))
         h = (kernels.uniform(offset, index_h, v.dtype) < p_h).to(v.dtype)
-        p_v = torch.sigmoid(torch.addmm(visible_bias, h, weight.t()))
+        p_v = torch.sigmoid(h @ weight.t() - (-visible_bias))
         v = (kernels.uniform(offset, index_v, v.dtype) < p_v).to(v.dtype)
     x = torch.cat([batch, v])
-    pre = torch.addmm(hidden_bias, x, weight)
+    return x, x @ weight - (-hidden_bias)
+
+
+def cd_graph(
+    weight: Tensor,
+    visible_bias: Tensor,
+    hidden_bias: Tensor,
+    batch: Tensor,
+    start: Tensor,
+    base: Tensor,
+    index: Tensor,
+    k: int,
+    coef: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """k Gibbs sweeps (:func:`_phases`) and the gradients of sum_n coef_n F(x_n), x = [batch;
+    negatives] (see :meth:`BernoulliRBM.free_energy_grads`). Returns (x, c + xW, dW, db, dc)."""
+    x, pre = _phases(weight, visible_bias, hidden_bias, batch, start, base, index, k)
     neg = -coef
     gh = torch.sigmoid(pre) * neg.unsqueeze(-1)
-    return x.t() @ gh, neg @ x, gh.sum(0), x, pre
+    return x, pre, x.t() @ gh, neg @ x, gh.sum(0)
+
+
+def cd_sgd_graph(
+    weight: Tensor,
+    visible_bias: Tensor,
+    hidden_bias: Tensor,
+    batch: Tensor,
+    start: Tensor,
+    base: Tensor,
+    index: Tensor,
+    k: int,
+    coef: Tensor,
+    lr: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`cd_graph` followed by the SGD step ``p -= lr dp``, in place, in the same graph.
+
+    The step is written as ``W -= x^T (sigmoid(c + xW) (-lr coef))`` (lr inside the product):
+    the gradient is never stored, and the update is one pass over W. Returns (x, c + xW
+    before the step, the sum of the updated parameters: finite exactly when they all are,
+    unless they near the largest float).
+    """
+    x, pre = _phases(weight, visible_bias, hidden_bias, batch, start, base, index, k)
+    step = torch.sigmoid(pre) * (-lr * coef).unsqueeze(-1)  # lr (dF/dc) per row
+    weight.sub_(x.t() @ step)
+    hidden_bias.sub_(step.sum(0))
+    visible_bias.add_(lr * (x * coef.unsqueeze(-1)).sum(0))  # dF/db = -x
+    return x, pre, weight.sum() + visible_bias.sum() + hidden_bias.sum()
+
+
+def _run(
+    graph: Callable[..., tuple[Tensor, ...]],
+    rbm: BernoulliRBM,
+    batch: Tensor,
+    chains: CounterChains,
+    k: int,
+    compile_: bool,
+    *extra: Tensor,
+) -> tuple[Tensor, ...]:
+    """``graph`` from the persistent chains or, for CD, from ``batch``, at the chains' stream
+    position; advances the chains and their counter."""
+    start = batch if chains.v is None else chains.v
+    m, nv = start.shape
+    used = m * (rbm.n_hidden + nv)  # stream positions per sweep
+    base = kernels.stream_base(chains.seed, chains.counter, start.device)
+    index = kernels.stream_index(used, start.device)
+    params = (rbm.weight, rbm.visible_bias, rbm.hidden_bias)
+    with torch.no_grad():
+        out = kernels.call(graph, compile_, *params, batch, start, base, index, k, *extra)
+    if chains.v is not None:
+        chains.v = out[0][batch.shape[0] :]
+    chains.counter += k * used
+    return out
 
 
 def fused_step(
@@ -105,16 +179,22 @@ def fused_step(
 ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """k sweeps from the persistent chains (advanced in place) or, for CD, from ``batch``;
     returns (gradients of the trainable parameters, x = [batch; negatives], c + xW)."""
-    start = batch if chains.v is None else chains.v
-    m, nv = start.shape
-    nh = rbm.n_hidden
-    base = kernels.stream_base(chains.seed, chains.counter, start.device)
-    index = kernels.stream_index(m * (nh + nv), start.device)
-    args = (rbm.weight, rbm.visible_bias, rbm.hidden_bias, batch, start, coef, base, index, k)
-    with torch.no_grad():
-        dw, db, dc, x, pre = kernels.call(cd_graph, compile_, *args)
-    if chains.v is not None:
-        chains.v = x[batch.shape[0] :]
-    chains.counter += k * m * (nh + nv)
+    x, pre, dw, db, dc = _run(cd_graph, rbm, batch, chains, k, compile_, coef)
     grads = {"weight": dw, "visible_bias": db, "hidden_bias": dc}
     return {n: g for n, g in grads.items() if getattr(rbm, n).requires_grad}, x, pre
+
+
+def fused_sgd_step(
+    rbm: BernoulliRBM,
+    batch: Tensor,
+    chains: CounterChains,
+    coef: Tensor,
+    lr: Tensor,
+    k: int,
+    compile_: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`fused_step` and a plain SGD step with learning rate ``lr`` (a 0-d tensor, so
+    that a schedule does not recompile), applied to the parameters in place by one graph.
+    Returns (x = [batch; negatives], c + xW before the step, sum of the new parameters)."""
+    x, pre, total = _run(cd_sgd_graph, rbm, batch, chains, k, compile_, coef, lr)
+    return x, pre, total

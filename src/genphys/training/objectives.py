@@ -8,6 +8,7 @@ state between steps (persistent chains, replay buffers) that the trainer checkpo
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -16,14 +17,14 @@ from torch import Tensor, nn
 from genphys import kernels
 from genphys.config import Config as ConfigBase
 from genphys.config import check
-from genphys.errors import GenphysError
+from genphys.errors import GenphysError, TrainingDiverged
 from genphys.models.rbm import BernoulliRBM, RBMBase, as_rbm
 from genphys.models.vae import VAE, Autoencoder
 from genphys.registry import register_objective
 from genphys.rng import derive_seed
 from genphys.samplers.gibbs import GibbsSampler, GibbsState
 from genphys.samplers.tempering import ParallelTemperingSampler, TemperingState
-from genphys.training.fused_cd import FUSE_MIN_WORK, CounterChains, fused_step
+from genphys.training.fused_cd import FUSE_MIN_WORK, CounterChains, fused_sgd_step, fused_step
 
 if TYPE_CHECKING:
     from genphys.training.step import StepContext
@@ -163,6 +164,7 @@ class ContrastiveDivergence(Objective):
         self._coef: Tensor | None = None
         self._coef_key: tuple[Any, ...] = ()
         self._compile_graph = False  # fused steps: compiled (True) or eager
+        self._lr: tuple[float, Tensor] | None = None  # the learning rate of fused SGD steps
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         rbm = as_rbm(model)
@@ -202,6 +204,20 @@ class ContrastiveDivergence(Objective):
             assert isinstance(model, BernoulliRBM)
             m = n if self.chains.v is None else self.chains.v.shape[0]
             coef = self._coefficients(n, m, batch)
+            lr = self._fused_lr(ctx, model)
+            if lr is not None:  # the SGD step too
+                bias = model.visible_bias.detach().clone() if ctx.measure else None
+                x, pre, total = fused_sgd_step(
+                    model, batch, self.chains, coef, lr, self.config.k, self._compile_graph
+                )
+                ctx.stepped("model")
+                if not math.isfinite(total.item()):
+                    raise TrainingDiverged("the model parameters became non-finite")
+                if bias is None:
+                    return {}
+                with torch.no_grad():  # F(x) = -x b - sum_j softplus(c + xW)_j, before the step
+                    f = -(x @ bias) - torch.nn.functional.softplus(pre).sum(-1)
+                return {"free_energy_gap": f @ coef}
             grads, x, pre = fused_step(
                 model, batch, self.chains, coef, self.config.k, self._compile_graph
             )
@@ -232,6 +248,18 @@ class ContrastiveDivergence(Objective):
             self.chains.hidden = prob[n:]  # the next sweep starts from these (sklearn's scheme)
         ctx.apply_gradients("model", grads)
         return metrics
+
+    def _fused_lr(self, ctx: StepContext, model: BernoulliRBM) -> Tensor | None:
+        """The learning rate (a 0-d tensor, kept while it does not change) when a fused step
+        may apply plain SGD itself: one process, every parameter trained."""
+        lr = ctx.plain_sgd_lr("model")
+        trained = (model.weight, model.visible_bias, model.hidden_bias)
+        if lr is None or not all(p.requires_grad for p in trained):
+            return None
+        if self._lr is None or self._lr[0] != lr:
+            w = model.weight
+            self._lr = (lr, torch.tensor(lr, dtype=w.dtype, device=w.device))
+        return self._lr[1]
 
     def _joint_batch(self, batch: Tensor) -> Tensor:
         """The (batch + chains, n_visible) buffer whose last rows hold the persistent chains.

@@ -67,11 +67,26 @@ class StepContext:
                     [grads[k] for k in names],
                     alpha=-opt.param_groups[0]["lr"],
                 )
-            opt._opt_called = True  # type: ignore[attr-defined]  # what the LR scheduler checks
+            self.stepped(group)
             return
         for k in names:
             self._params[k].grad = grads[k]
         self._clip_and_step(group)
+
+    def plain_sgd_lr(self, group: str) -> float | None:
+        """The learning rate when ``group`` steps plain SGD (see :meth:`apply_gradients`) in
+        one process, so that an objective may apply ``p -= lr g`` itself, fused with the
+        computation of ``g`` (then it calls :meth:`stepped` and guards against non-finite
+        parameters); None otherwise (momentum, weight decay, clipping, Adam, DDP)."""
+        opt = self._trainer.optimizers[group]
+        if self._trainer.world_size > 1 or not self._plain_sgd(opt):
+            return None
+        return float(opt.param_groups[0]["lr"])
+
+    def stepped(self, group: str) -> None:
+        """Record that ``group``'s parameters were updated without ``optimizer.step()`` (what
+        the learning-rate scheduler checks before it warns)."""
+        self._trainer.optimizers[group]._opt_called = True  # type: ignore[attr-defined]
 
     def _plain_sgd(self, opt: torch.optim.Optimizer) -> bool:
         """Whether ``opt`` is SGD without momentum, weight decay or clipping (one group)."""
