@@ -24,8 +24,8 @@ from genphys import io
 from genphys.denormals import flush_denormals
 from genphys.errors import GenphysError, TrainingDiverged
 from genphys.rng import derive_seed, make_generator
+from genphys.training import checkpointing
 from genphys.training.distributed import (
-    gather_states,
     init_distributed,
     resolve_device,
     shutdown_distributed,
@@ -35,7 +35,6 @@ from genphys.training.options import (
     TrainerConfig,
     make_optimizer,
     make_scheduler,
-    rescale_cosine,
 )
 from genphys.training.reporting import MetricsLog, progress_bar
 from genphys.training.step import StepContext
@@ -194,9 +193,9 @@ class Trainer:
         flush_denormals(cfg.flush_denormal)
         self._setup(train, batch_transform)
         if resume:
-            self._load_latest()
+            checkpointing.restore(self)
         elif self.run_dir is not None:
-            self._start_run_dir()
+            checkpointing.start_run_dir(self)
         train = train.to(self.device)
         val = val.to(self.device) if val is not None and len(val) else None
         if val is not None and batch_transform is not None:  # one fixed draw, e.g. binarized
@@ -361,105 +360,10 @@ class Trainer:
         return f"training diverged {where}: {what}; try a smaller learning rate{kept}"
 
     # ------------------------------------------------------------ checkpoints
-    def _rank_state(self) -> dict[str, Tensor]:
-        state = {"trainer_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
-        if self.device.type == "cuda":  # e.g. a VAE's reparameterisation noise
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        state.update({f"sums.{k}": v for k, v in self._sums.items()})
-        state.update({f"objective.{k}": v for k, v in self.objective.state_dict().items()})
-        return state
-
-    def _gather_rank_states(self) -> list[dict[str, Tensor]]:
-        return gather_states(self._rank_state(), self.world_size, self.device)
-
     def _checkpoint(self) -> None:
         self._check_parameters()  # a checkpoint is always a good one
         self._checkpoint_step = self.global_step
-        ranks = self._gather_rank_states()
-        if not self.is_main or self.run_dir is None:
-            return
-        state = {
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "global_step": self.global_step,
-            "world_size": self.world_size,
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "ranks": ranks,
-        }
-        io.write_checkpoint(
-            self.run_dir, self.global_step, self.model, state, keep=self.config.keep_checkpoints
-        )
-
-    def _load_latest(self) -> None:
-        if self.run_dir is None:
-            raise GenphysError("resume needs a run directory")
-        ckpts = io.checkpoint_dirs(self.run_dir)
-        if not ckpts:
-            raise GenphysError(f"{self.run_dir} has no checkpoint to resume from")
-        ckpt = ckpts[-1]
-        io.load_model_weights(self.model, ckpt / io.MODEL_FILE)
-        state = io.read_checkpoint_state(ckpt)
-        try:
-            if state["world_size"] != self.world_size:
-                raise GenphysError(
-                    f"{ckpt} was written by {state['world_size']} processes; "
-                    f"resume with the same number (now {self.world_size})"
-                )
-            for k, opt in self.optimizers.items():
-                opt.load_state_dict(state["optimizers"][k])
-            for k, sched in self.schedulers.items():
-                sched.load_state_dict(state["schedulers"][k])
-            mine = state["ranks"][self.rank]
-            self.generator.set_state(mine["trainer_rng"])
-            torch.set_rng_state(mine["torch_rng"])
-            if "cuda_rng" in mine:
-                torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
-            self.objective.load_state_dict(
-                {
-                    k.removeprefix("objective."): v
-                    for k, v in mine.items()
-                    if k.startswith("objective.")
-                }
-            )
-            self._sums = {
-                k.removeprefix("sums."): v.to(self.device)
-                for k, v in mine.items()
-                if k.startswith("sums.")
-            }
-            self.epoch = int(state["epoch"])
-            self.batch_in_epoch = int(state["batch_in_epoch"])
-            self.global_step = int(state["global_step"])
-        except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as exc:
-            raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
-        done = self.epoch + (self.batch_in_epoch > 0)  # a started epoch counts
-        if done > self.config.epochs:  # config.json would claim fewer than were done
-            started = " (and started the next)" if self.batch_in_epoch else ""
-            raise GenphysError(
-                f"{self.run_dir} has done {self.epoch} epochs{started}; resume with "
-                f"--epochs >= {done} (now {self.config.epochs})"
-            )
-        for sched in self.schedulers.values():
-            rescale_cosine(sched, self.config.epochs)
-        self.history = MetricsLog.read(self.run_dir, self.epoch)  # up to the checkpoint
-        self._log.rewrite(self.history)
-        if self.is_main:  # the run goes on: its old final weights would be stale
-            (self.run_dir / io.MODEL_FILE).unlink(missing_ok=True)
-            if self.run_config is not None:  # e.g. more epochs; written once the state loaded
-                io.atomic_write_json(self.run_dir / io.CONFIG_FILE, self.run_config)
-
-    def _start_run_dir(self) -> None:
-        assert self.run_dir is not None
-        if io.checkpoint_dirs(self.run_dir) or (self.run_dir / io.MODEL_FILE).exists():
-            raise GenphysError(f"{self.run_dir} already holds a run; use --resume or a new --out")
-        if not self.is_main:  # every process checked; one writes
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / io.METRICS_FILE).unlink(missing_ok=True)
-        if self.run_config is not None:
-            io.atomic_write_json(self.run_dir / io.CONFIG_FILE, self.run_config)
-
-    # ------------------------------------------------------------------ output
+        checkpointing.save(self)
 
 
 # ---------------------------------------------------------------------- helpers
