@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cli_errors import code_and_err, one_line_error
 from genphys import io
@@ -274,6 +275,32 @@ def test_corrupt_or_mismatched_checkpoints(run_dir: Path, tmp_path: Path, cli) -
         *code_and_err(cli("train", "rbm", "--resume", "--epochs", "3", "--out", other))
     )
     assert "does not match" in line and _files(other) == before
+    # resume from a checkpoint whose state is malformed or does not fit the model
+    edits = {
+        "malformed": lambda meta, tensors: {**meta, "optimizers": {"__items__": 5}},
+        "a negative epoch": lambda meta, tensors: {**meta, "epoch": -5},
+        "chains of another shape": lambda meta, tensors: tensors.update(
+            {"ranks.0.objective.chains.v": torch.zeros(3, 7)}
+        ),
+        "a momentum buffer of another shape": lambda meta, tensors: tensors.update(
+            {"optimizers.model.state.0.momentum_buffer": torch.zeros(5)}
+        ),
+    }
+    for what, edit in edits.items():
+        bad = tmp_path / what.replace(" ", "-")
+        shutil.copytree(run_dir, bad)
+        ckpt = io.checkpoint_dirs(bad)[-1]
+        meta = json.loads((ckpt / io.STATE_JSON).read_text())
+        tensors = io.load_tensors(ckpt / io.STATE_TENSORS)
+        assert "ranks.0.objective.chains.v" in tensors
+        assert "optimizers.model.state.0.momentum_buffer" in tensors
+        meta = edit(meta, tensors) or meta
+        io.save_tensors(ckpt / io.STATE_TENSORS, tensors)
+        (ckpt / io.STATE_JSON).write_text(json.dumps(meta))
+        before = _files(bad)
+        cmd = ("train", "rbm", "--resume", "--epochs", "3", "--out", bad)
+        one_line_error(*code_and_err(cli(*cmd)))
+        assert _files(bad) == before, what
 
 
 def _files(folder: Path) -> dict[str, bytes]:

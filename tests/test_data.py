@@ -259,6 +259,12 @@ def test_load_npz_keys_and_labels(tmp_path: Path) -> None:
     np.savez(tmp_path / "badlab.npz", x=np.zeros((2, 3)), y=[0, 1, 2])
     with pytest.raises(GenphysError, match="labels"):
         load_array(tmp_path / "badlab.npz")
+    (tmp_path / "zip.npy").write_bytes((tmp_path / "a.npz").read_bytes())  # misnamed
+    assert load_array(tmp_path / "zip.npy").x.shape == (3, 4)
+    # an object array beside the data is never unpickled, even where Ising files are sought
+    odd = np.array([{"a": 1}], dtype=object)
+    np.savez(tmp_path / "objkind.npz", x=np.zeros((2, 3)), kind=odd)
+    assert load_dataset(str(tmp_path / "objkind.npz")).x.shape == (2, 3)
 
 
 def test_load_array_errors(tmp_path: Path) -> None:

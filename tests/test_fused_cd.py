@@ -89,6 +89,11 @@ def test_a_fused_sgd_step_is_sgd_on_the_fused_gradients(compile_: bool) -> None:
         expected = getattr(ref, name).detach() - 0.3 * grad
         torch.testing.assert_close(getattr(rbm, name).detach(), expected, rtol=1e-12, atol=1e-12)
     assert float(total) == pytest.approx(sum(float(p.detach().sum()) for p in rbm.parameters()))
+    # a step that is not finite is not taken, and says so
+    before = [p.detach().clone() for p in rbm.parameters()]
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    assert not torch.isfinite(fused_sgd_step(rbm, batch, b, coef, nan, 1, compile_)[2])
+    assert all(torch.equal(p, q) for p, q in zip(rbm.parameters(), before, strict=True))
     with torch.no_grad():
         rbm.weight[2, 1] = float("nan")
     assert not torch.isfinite(fused_sgd_step(rbm, batch, b, coef, lr, 1, compile_)[2])
@@ -257,7 +262,7 @@ def test_plain_sgd_fused_steps_update_in_the_graph(monkeypatch) -> None:
     assert gaps[0] == pytest.approx(gaps[1], rel=1e-6)
     # a schedule's new rate reaches the graph (a tensor input: no recompilation)
     scheduled, _ = _fit_fused(data, epochs=2, schedule="step", step_size=1, gamma=0.5)
-    assert scheduled.objective._lr is not None and scheduled.objective._lr[0] == 0.05
+    assert scheduled.objective._lr is not None and scheduled.objective._lr[0][0] == 0.05
 
 
 @needs_compiler

@@ -36,7 +36,7 @@ def test_optimizer_state_round_trips_through_safetensors_and_json(tmp_path: Path
 def test_model_weights_refuse_mismatch_and_nonfinite(tmp_path: Path) -> None:
     rbm = BernoulliRBM(RBMConfig(n_visible=5, n_hidden=3))
     io.save_model(tmp_path / "m.safetensors", rbm)
-    with pytest.raises(GenphysError, match="shape mismatch"):
+    with pytest.raises(GenphysError, match="shape or dtype mismatch"):
         io.load_model_weights(
             BernoulliRBM(RBMConfig(n_visible=5, n_hidden=4)), tmp_path / "m.safetensors"
         )
@@ -52,6 +52,13 @@ def test_model_weights_refuse_mismatch_and_nonfinite(tmp_path: Path) -> None:
         io.load_model_weights(
             BernoulliRBM(RBMConfig(n_visible=5, n_hidden=3)), tmp_path / "nan.safetensors"
         )
+    with pytest.raises(GenphysError, match="dtype mismatch"):
+        io.load_model_weights(BernoulliRBM(5, 3).double(), tmp_path / "m.safetensors")
+    wide = BernoulliRBM(5, 3).double()  # trained in float64 from Python: a run keeps it
+    io.save_model(tmp_path / "f64.safetensors", wide)
+    adopted = BernoulliRBM(5, 3)
+    io.load_model_weights(adopted, tmp_path / "f64.safetensors", adopt_dtype=True)
+    assert adopted.weight.dtype == torch.float64 and torch.equal(adopted.weight, wide.weight)
     (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{junk")
     with pytest.raises(GenphysError, match="not a valid safetensors"):
         io.load_tensors(tmp_path / "junk.safetensors")
@@ -62,6 +69,11 @@ def test_checkpoints_keep_the_newest(tmp_path: Path) -> None:
     for step in (5, 10, 15):
         io.write_checkpoint(tmp_path, step, rbm, {}, keep=2)
     assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-000000010", "step-000000015"]
+    for step in (999_999_999, 1_000_000_000, 1_000_000_001):  # by number, not by name
+        io.write_checkpoint(tmp_path, step, rbm, {}, keep=2)
+    assert [p.name for p in io.checkpoint_dirs(tmp_path)] == ["step-1000000000", "step-1000000001"]
+    with pytest.raises(ValueError, match=r"stored as 'a\.b'"):
+        io.flatten_state({"a.b": torch.ones(1), "a": {"b": torch.zeros(1)}})
     (tmp_path / "checkpoints" / ".tmp-abandoned").mkdir()  # a crash mid-write is ignored
     assert len(io.checkpoint_dirs(tmp_path)) == 2
 

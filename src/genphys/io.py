@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -136,6 +137,8 @@ def save_tensors(
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=metadata)
+        with open(tmp, "rb") as fh:  # on disk before the rename, as atomic_write_text does
+            os.fsync(fh.fileno())
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -181,6 +184,8 @@ def flatten_state(obj: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tens
 
     def walk(x: Any, key: str) -> Any:
         if isinstance(x, torch.Tensor):
+            if key in tensors:  # e.g. {"a.b": t, "a": {"b": u}}
+                raise ValueError(f"two tensors of the state would be stored as {key!r}")
             tensors[key] = x
             return {"__tensor__": key}
         if isinstance(x, dict):
@@ -201,10 +206,10 @@ def unflatten_state(meta: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """Inverse of :func:`flatten_state`."""
     if isinstance(meta, dict):
         if "__tensor__" in meta:
-            try:
-                return tensors[meta["__tensor__"]]
-            except KeyError:
-                raise GenphysError(f"checkpoint is missing tensor {meta['__tensor__']!r}") from None
+            key = meta["__tensor__"]
+            if not isinstance(key, str) or key not in tensors:
+                raise GenphysError(f"checkpoint is missing tensor {key!r}")
+            return tensors[key]
         if "__items__" in meta:
             return {k: unflatten_state(v, tensors) for k, v in meta["__items__"]}
         if "__tuple__" in meta:
@@ -220,22 +225,26 @@ def save_model(path: str | Path, model: torch.nn.Module) -> None:
     save_tensors(path, dict(model.state_dict()), metadata={"format": "genphys"})
 
 
-def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load weights into ``model``, refusing missing, unexpected or mis-shaped tensors."""
+def load_model_weights(model: torch.nn.Module, path: str | Path, adopt_dtype: bool = False) -> None:
+    """Load weights into ``model``, refusing missing, unexpected, mis-shaped or (unless
+    ``adopt_dtype``: the model takes the file's one floating dtype first) other-dtype tensors."""
     tensors = load_tensors(path)
+    floats = {v.dtype for v in tensors.values() if v.is_floating_point()}
+    if adopt_dtype and len(floats) == 1:  # e.g. a run trained in float64 from Python
+        model.to(floats.pop())
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     shapes = [
-        f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+        f"{k} {tuple(tensors[k].shape)} {tensors[k].dtype} vs {tuple(v.shape)} {v.dtype}"
         for k, v in own.items()
-        if k in tensors and tensors[k].shape != v.shape
+        if k in tensors and (tensors[k].shape != v.shape or tensors[k].dtype != v.dtype)
     ]
     if missing or unexpected or shapes:
         parts = [
             f"missing {missing}" if missing else "",
             f"unexpected {unexpected}" if unexpected else "",
-            f"shape mismatch {shapes}" if shapes else "",
+            f"shape or dtype mismatch {shapes}" if shapes else "",
         ]
         raise GenphysError(f"{path} does not match the model: " + "; ".join(p for p in parts if p))
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -250,7 +259,8 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    steps = [p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"step-\d+", p.name)]
+    return sorted(steps, key=lambda p: int(p.name[5:]))  # step 10^9 after 999,999,999
 
 
 def write_checkpoint(
@@ -278,8 +288,16 @@ def write_checkpoint(
 
 
 def read_checkpoint_state(ckpt: str | Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint; a malformed one is a :class:`GenphysError`."""
     ckpt = Path(ckpt)
-    return unflatten_state(read_json(ckpt / STATE_JSON), load_tensors(ckpt / STATE_TENSORS))
+    meta, tensors = read_json(ckpt / STATE_JSON), load_tensors(ckpt / STATE_TENSORS)
+    try:
+        state = unflatten_state(meta, tensors)
+    except (TypeError, ValueError, AttributeError) as exc:  # e.g. "__items__": 5
+        raise GenphysError(f"{ckpt / STATE_JSON} is malformed ({exc})") from None
+    if not isinstance(state, dict):
+        raise GenphysError(f"{ckpt / STATE_JSON} is malformed (not a mapping)")
+    return state
 
 
 # ----------------------------------------------------------------- run loading
@@ -330,5 +348,5 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     shape = cfg.get("image_shape")
     if shape and isinstance(features, int) and math.prod(shape) != features:
         raise GenphysError(f"{run_dir}: image_shape {shape} does not hold {features} features")
-    load_model_weights(model, model_weights_path(run_dir))
+    load_model_weights(model, model_weights_path(run_dir), adopt_dtype=True)
     return model.eval(), cfg

@@ -111,10 +111,8 @@ def load_digits() -> Dataset:
 
 def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read (x, y or None) from a .npy or .npz file without ever unpickling."""
-    if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False), None
     loaded = np.load(path, allow_pickle=False)
-    if isinstance(loaded, np.ndarray):  # a .npy file saved under a .npz name
+    if isinstance(loaded, np.ndarray):  # a .npy file (an .npz under a .npy name is read below)
         return loaded, None
     with loaded as archive:
         keys = list(archive.files)

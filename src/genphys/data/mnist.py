@@ -173,11 +173,14 @@ def _download_verified(name: str, filename: str, folder: Path) -> None:
             if got != expected:
                 problems.append(f"{url}: sha256 {got[:12]}... != expected {expected[:12]}...")
                 continue
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)  # mkstemp's file is private; a data file need not be
             os.replace(tmp, folder / filename)
             return
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            problems.append(f"{url}: {str(reason).splitlines()[0] if str(reason) else exc!r}")
+            reason = str(getattr(exc, "reason", None) or exc)
+            problems.append(f"{url}: {reason.splitlines()[0] if reason else repr(exc)}")
         finally:
             tmp.unlink(missing_ok=True)
     raise OSError("; ".join(problems))
@@ -188,7 +191,7 @@ def _missing_message(name: str, split: str, dirs: list[Path], why: str) -> str:
     searched = ", ".join(str(d) for d in dirs)
     return (
         f"{name} {split} files missing ({files}); searched: {searched}; {why}; "
-        f"place the files in $GENPHYS_DATA/{name}/ (set GENPHYS_DATA) or pass a data root"
+        f"place the files in $GENPHYS_DATA/{name}/ (set GENPHYS_DATA) or ~/.cache/genphys/{name}/"
     )
 
 

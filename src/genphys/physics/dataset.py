@@ -110,7 +110,10 @@ def is_ising_file(path: str | Path) -> bool:
     if isinstance(loaded, np.ndarray):  # a .npy file
         return False
     with loaded as f:
-        return "kind" in f.files and str(f["kind"]) == KIND
+        try:
+            return "kind" in f.files and str(f["kind"]) == KIND
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # e.g. an object array
+            return False
 
 
 def load_ising(path: str | Path) -> IsingDataset:

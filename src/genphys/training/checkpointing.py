@@ -61,6 +61,10 @@ def restore(t: Trainer) -> None:
     io.load_model_weights(t.model, ckpt / io.MODEL_FILE)
     state = io.read_checkpoint_state(ckpt)
     try:
+        counts = {k: state[k] for k in ("epoch", "batch_in_epoch", "global_step")}
+        bad = {k: v for k, v in counts.items() if type(v) is not int or v < 0}
+        if bad:
+            raise ValueError(f"{bad} are not counts")
         if state["world_size"] != t.world_size:
             raise GenphysError(
                 f"{ckpt} was written by {state['world_size']} processes; "
@@ -68,6 +72,7 @@ def restore(t: Trainer) -> None:
             )
         for k, opt in t.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
+            _check_optimizer_state(opt)
         for k, sched in t.schedulers.items():
             sched.load_state_dict(state["schedulers"][k])
         mine = state["ranks"][t.rank]
@@ -77,9 +82,7 @@ def restore(t: Trainer) -> None:
             torch.cuda.set_rng_state(mine["cuda_rng"], t.device)
         t.objective.load_state_dict(_prefixed(mine, "objective."))
         t._sums = {k: v.to(t.device) for k, v in _prefixed(mine, "sums.").items()}
-        t.epoch = int(state["epoch"])
-        t.batch_in_epoch = int(state["batch_in_epoch"])
-        t.global_step = int(state["global_step"])
+        t.epoch, t.batch_in_epoch, t.global_step = counts.values()
     except (KeyError, IndexError, ValueError, RuntimeError, TypeError) as exc:
         raise GenphysError(f"checkpoint {ckpt} does not match this run: {exc}") from None
     done = t.epoch + (t.batch_in_epoch > 0)  # a started epoch counts
@@ -110,6 +113,23 @@ def start_run_dir(t: Trainer) -> None:
     (t.run_dir / io.METRICS_FILE).unlink(missing_ok=True)
     if t.run_config is not None:
         io.atomic_write_json(t.run_dir / io.CONFIG_FILE, t.run_config)
+
+
+def _check_optimizer_state(opt: torch.optim.Optimizer) -> None:
+    """Every per-parameter state tensor that is not a scalar (momentum, Adam's moments) has
+    its parameter's shape and dtype: torch's fused optimizers do not check."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for name, v in opt.state.get(p, {}).items():
+                if (
+                    isinstance(v, Tensor)
+                    and v.dim() > 0
+                    and (v.shape, v.dtype) != (p.shape, p.dtype)
+                ):
+                    raise ValueError(
+                        f"optimizer state {name!r} is {tuple(v.shape)} {v.dtype}, its parameter "
+                        f"{tuple(p.shape)} {p.dtype}"
+                    )
 
 
 def _prefixed(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

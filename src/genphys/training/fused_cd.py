@@ -132,16 +132,20 @@ def cd_sgd_graph(
     """:func:`cd_graph` followed by the SGD step ``p -= lr dp``, in place, in the same graph.
 
     The step is written as ``W -= x^T (sigmoid(c + xW) (-lr coef))`` (lr inside the product):
-    the gradient is never stored, and the update is one pass over W. Returns (x, c + xW
-    before the step, the sum of the updated parameters: finite exactly when they all are,
-    unless they near the largest float).
+    the gradient is never stored, and the update is one pass over W. A step that is not
+    finite leaves the parameters as they were. Returns (x, c + xW before the step, the sum of
+    the updated parameters, NaN for a skipped step: finite exactly when the step was taken
+    and every parameter is finite, unless they near the largest float).
     """
     x, pre = _phases(weight, visible_bias, hidden_bias, batch, start, base, index, k)
     step = torch.sigmoid(pre) * (-lr * coef).unsqueeze(-1)  # lr (dF/dc) per row
-    weight.sub_(x.t() @ step)
-    hidden_bias.sub_(step.sum(0))
-    visible_bias.add_(lr * (x * coef.unsqueeze(-1)).sum(0))  # dF/db = -x
-    return x, pre, weight.sum() + visible_bias.sum() + hidden_bias.sum()
+    db = lr * (x * coef.unsqueeze(-1)).sum(0)  # -lr dF/db, dF/db = -x
+    ok = torch.isfinite(step.sum() + db.sum())  # p - where(ok, dp, 0) is p itself when not ok
+    weight.sub_(torch.where(ok, x.t() @ step, 0.0))
+    hidden_bias.sub_(torch.where(ok, step.sum(0), 0.0))
+    visible_bias.add_(torch.where(ok, db, 0.0))
+    total = weight.sum() + visible_bias.sum() + hidden_bias.sum()
+    return x, pre, torch.where(ok, total, float("nan"))
 
 
 def _run(

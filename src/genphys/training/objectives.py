@@ -164,7 +164,7 @@ class ContrastiveDivergence(Objective):
         self._coef: Tensor | None = None
         self._coef_key: tuple[Any, ...] = ()
         self._compile_graph = False  # fused steps: compiled (True) or eager
-        self._lr: tuple[float, Tensor] | None = None  # the learning rate of fused SGD steps
+        self._lr: tuple[tuple[Any, ...], Tensor] | None = None  # fused SGD's learning rate
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         rbm = as_rbm(model)
@@ -256,9 +256,9 @@ class ContrastiveDivergence(Objective):
         trained = (model.weight, model.visible_bias, model.hidden_bias)
         if lr is None or not all(p.requires_grad for p in trained):
             return None
-        if self._lr is None or self._lr[0] != lr:
-            w = model.weight
-            self._lr = (lr, torch.tensor(lr, dtype=w.dtype, device=w.device))
+        w = model.weight
+        if self._lr is None or self._lr[0] != (lr, w.dtype, w.device):
+            self._lr = ((lr, w.dtype, w.device), torch.tensor(lr, dtype=w.dtype, device=w.device))
         return self._lr[1]
 
     def _joint_batch(self, batch: Tensor) -> Tensor:
@@ -309,7 +309,8 @@ class ContrastiveDivergence(Objective):
         """Restore the chains, and with them the mode the checkpoint was written in (fused or
         not), so that a resumed run continues exactly."""
         sub = {k.removeprefix("chains."): v for k, v in state.items()}
-        device = self.chains.v.device if getattr(self.chains, "v", None) is not None else "cpu"
+        now = getattr(self.chains, "v", None)  # as setup made them for this run
+        device = now.device if now is not None else "cpu"
         if "counter" in sub:  # written by fused steps
             self.chains = CounterChains.from_state_dict(sub, device)
         elif self.config.persistent:
@@ -317,6 +318,12 @@ class ContrastiveDivergence(Objective):
             self.chains = cls.from_state_dict(sub, device)
         else:  # CD written by eager steps
             self.chains = None
+        v = getattr(self.chains, "v", None)
+        if now is not None and v is not None and (v.shape, v.dtype) != (now.shape, now.dtype):
+            raise GenphysError(
+                f"the checkpoint's chains are {tuple(v.shape)} {v.dtype}; this run's are "
+                f"{tuple(now.shape)} {now.dtype}"
+            )
 
 
 def build_objective(name: str, config: dict[str, Any] | None = None) -> Objective:
