@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 
 import exact
+from cli_errors import one_line_error
 from exact import D, all_states
+from genphys import io
 from genphys.errors import GenphysError
 from genphys.evaluation import (
     AISResult,
@@ -33,11 +35,12 @@ from genphys.evaluation import (
     log_mean_exp_estimate,
     mcmc_estimate,
     mean_estimate,
+    mode_lower_bound,
     pseudo_log_likelihood,
     pseudo_log_likelihood_terms,
     reconstruction_error,
 )
-from genphys.models.grbm import GaussianBernoulliRBM
+from genphys.models.grbm import GaussianBernoulliRBM, GaussianRBMConfig
 from genphys.models.rbm import BernoulliRBM
 
 
@@ -74,6 +77,7 @@ def test_estimate_formatting_and_z_score():
     assert est.to_dict() == {"value": -85.3123, "stderr": 0.1234, "n": 100, "tau": None}
     assert Estimate(1.0, 0.0).z_score(1.0) == 0.0
     assert math.isinf(Estimate(1.0, 0.0).z_score(0.0))
+    assert math.isnan(Estimate(1.0, math.nan).z_score(0.0))  # one sample: undefined, not inf
 
 
 def test_mean_estimate():
@@ -110,6 +114,24 @@ def test_integrated_autocorrelation_time_of_ar1(rho):
     rel_sd = math.sqrt(2 * (2 * 5 * exact + 1) / x.size)
     assert integrated_autocorrelation_time(x) == pytest.approx(exact, rel=4 * rel_sd)
     assert integrated_autocorrelation_time(x[:, 0]) == pytest.approx(exact, rel=8 * rel_sd)
+
+
+def test_tau_of_anticorrelated_chains_is_below_one_not_negative():
+    """Sokal's window closes at lag 1 when rho(1) < 0 (tau would be 1 + 2 rho(1) <= 0); the
+    pairs rho(2k) + rho(2k+1) are summed instead (Geyer), close to (1+r)/(1-r); at r = -0.9
+    the pairs fall into the noise after ~15 lags, which leaves tau about 15% low."""
+    for rho, rel in ((-0.5, 0.03), (-0.9, 0.2)):
+        tau = integrated_autocorrelation_time(ar1(rho, 100_000, 4, seed=2))
+        assert tau == pytest.approx((1 + rho) / (1 - rho), rel=rel)
+    alternating = np.tile([0.0, 1.0], 500)
+    assert 0 <= integrated_autocorrelation_time(alternating) < 0.01
+
+
+def test_a_constant_chain_has_tau_one_whatever_its_rounding():
+    for value in (0.1, 1 / 3, 0.7, 1e8 + 0.1):
+        chain = np.full(1000, value)
+        assert integrated_autocorrelation_time(chain) == 1.0
+        assert mcmc_estimate(chain).stderr == 0.0
 
 
 def test_tau_of_many_short_chains_is_not_biased_low():
@@ -386,3 +408,44 @@ def test_reconstruction_error_sums_over_units_and_averages_over_examples():
         assert est.value == pytest.approx(float(per_example.mean()), abs=1e-12)
         assert est.stderr == pytest.approx(float(per_example.std() / math.sqrt(30)), rel=1e-9)
         assert est.n == 30
+
+
+# ------------------------------------------------------------- trapped AIS chains
+def _peaked_grbm() -> GaussianBernoulliRBM:
+    """Small learned sigma and large weights: a few hidden states hold the mass, and block
+    Gibbs freezes early in the annealing (as in trained GRBMs with learned variances)."""
+    torch.manual_seed(0)
+    cfg = GaussianRBMConfig(n_visible=16, n_hidden=8, learn_sigma=True)
+    m = GaussianBernoulliRBM(cfg).double()
+    with torch.no_grad():
+        m.weight.normal_(0, 3.0)
+        m.log_sigma.fill_(math.log(0.1))
+    return m
+
+
+def test_the_mode_bound_is_sure_and_catches_trapped_ais():
+    models = [bernoulli_rbm(12, 6, 1.0, seed=s) for s in range(3)]
+    models += [gaussian_rbm(10, 6, seed=s) for s in range(3)] + [_peaked_grbm()]
+    for m in models:
+        assert mode_lower_bound(m, seed=1) <= exact_log_partition(m) + 1e-9
+    peaked = _peaked_grbm()
+    exact_z = exact_log_partition(peaked)
+    assert mode_lower_bound(peaked) == pytest.approx(exact_z, abs=1e-6)  # one state dominates
+    with pytest.warns(RuntimeWarning, match="sure lower bound"):
+        trapped = ais_log_partition(peaked, n_chains=50, n_betas=1000, seed=0)
+    assert trapped.trapped and trapped.log_z.z_score(exact_z) < -10  # far off, small error bar
+    unchecked = ais_log_partition(peaked, n_chains=50, n_betas=1000, seed=0, check=False)
+    assert unchecked.certain_lower is None and not unchecked.trapped
+    fine = ais_log_partition(models[0], n_chains=50, n_betas=1000, seed=0)
+    assert not fine.trapped and fine.certain_lower is not None
+
+
+def test_evaluate_refuses_a_trapped_ais_estimate(tmp_path, cli):
+    x = np.random.default_rng(0).normal(0, 1, (64, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    run = tmp_path / "run"
+    args = ["--data", tmp_path / "x.npy", "--scale", "none", "--hidden", "8", "--epochs", "1"]
+    assert cli("train", "grbm", *args, "--learn-sigma", "--no-progress", "--out", run)[0] == 0
+    io.save_model(run / io.MODEL_FILE, _peaked_grbm().float())
+    code, _, err = cli("evaluate", run, "--method", "ais", "--ais-betas", "1000")
+    assert "sure lower bound" in one_line_error(code, err) and "--method exact" in err

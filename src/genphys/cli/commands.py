@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +192,20 @@ def _rbm_metrics(model: RBMBase, x: torch.Tensor, args: argparse.Namespace) -> d
         log_z: Any = exact_log_partition(model)
         metrics["log_z"] = {"value": log_z, "stderr": 0.0}
     else:
-        result = ais_log_partition(
-            model, n_chains=args.ais_chains, n_betas=args.ais_betas, data=x, seed=args.seed
-        )
+        with warnings.catch_warnings():  # trapped chains are an error here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = ais_log_partition(
+                model, n_chains=args.ais_chains, n_betas=args.ais_betas, data=x, seed=args.seed
+            )
+        if result.trapped:
+            exact = "--method exact" if n_small <= 24 else "a model small enough for --method exact"
+            raise GenphysError(
+                f"AIS log Z = {result.log_z.value:.4g} ± {result.log_z.stderr:.2g} lies below "
+                f"a sure lower bound, {result.certain_lower:.4g}: its chains missed the hidden "
+                f"states that hold the mass; use {exact} or more --ais-betas"
+            )
         log_z = result.log_z
-        metrics["log_z"] = log_z.to_dict()
+        metrics["log_z"] = {**log_z.to_dict(), "certain_lower": result.certain_lower}
     metrics["log_likelihood"] = average_log_likelihood(model, x, log_z).to_dict()
     if model.binary_visible:
         g = torch.Generator().manual_seed(args.seed)

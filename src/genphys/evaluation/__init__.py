@@ -14,6 +14,7 @@ from genphys.evaluation.likelihood import (
     ais_schedule,
     average_log_likelihood,
     exact_log_partition,
+    mode_lower_bound,
 )
 from genphys.evaluation.proxies import (
     conditional_log_probs,
@@ -73,6 +74,7 @@ __all__ = [
     "median_bandwidth",
     "mmd",
     "mode_coverage",
+    "mode_lower_bound",
     "pseudo_log_likelihood",
     "pseudo_log_likelihood_terms",
     "reconstruction_error",

@@ -52,6 +52,8 @@ class Estimate:
     def z_score(self, exact: float) -> float:
         """(value - exact) / stderr: how many standard errors the estimate is from ``exact``."""
         diff = self.value - float(exact)
+        if math.isnan(self.stderr):  # one sample: no spread to measure by
+            return math.nan
         if self.stderr > 0:
             return diff / self.stderr
         return 0.0 if diff == 0 else math.copysign(math.inf, diff)
@@ -135,6 +137,10 @@ def autocorrelation(x: ArrayLike) -> np.ndarray:
     """
     a = _as_chains(x)
     t = a.shape[0]
+    if np.ptp(a) == 0:  # constant: the mean's rounding would leave a constant offset
+        out = np.zeros(t)
+        out[0] = 1.0
+        return out
     d = a - a.mean()
     size = 1 << (2 * t - 1).bit_length()
     f = np.fft.rfft(d, n=size, axis=0)
@@ -160,7 +166,8 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0) -> float:
         c: window constant.
 
     Returns:
-        :math:`\tau \ge` about 1 for correlated chains; exactly 1 for a constant chain.
+        :math:`\tau \ge` about 1 for correlated chains, below 1 for anticorrelated ones
+        (Geyer's initial positive sequence then); exactly 1 for a constant chain.
     """
     if not (c > 0 and math.isfinite(c)):
         raise GenphysError(f"the window constant c must be a finite number > 0, got {c}")
@@ -168,7 +175,13 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0) -> float:
     taus = 2.0 * np.cumsum(rho) - 1.0  # taus[M] = 1 + 2 sum_{t=1}^{M} rho(t)
     window = np.arange(taus.size) >= c * taus
     m = int(np.argmax(window)) if window.any() else taus.size - 1
-    return float(taus[m])
+    if taus[m] >= 1.0:
+        return float(taus[m])
+    # anticorrelated (the window closed at once): Geyer's initial positive sequence sums
+    # the pairs rho(2k) + rho(2k+1) while they are positive; (1+r)/(1-r) for AR(1) with r < 0
+    pairs = rho[: rho.size // 2 * 2].reshape(-1, 2).sum(1)
+    k = int(np.argmax(pairs <= 0)) if (pairs <= 0).any() else pairs.size
+    return float(max(2.0 * pairs[:k].sum() - 1.0, 0.0))
 
 
 def mcmc_estimate(x: ArrayLike, c: float = 5.0) -> Estimate:
@@ -187,7 +200,7 @@ def mcmc_estimate(x: ArrayLike, c: float = 5.0) -> Estimate:
         raise GenphysError(f"an MCMC error needs at least 2 samples, got {a.size}")
     tau = max(1.0, integrated_autocorrelation_time(a, c))
     n = a.size
-    var = float(a.var(ddof=1))
+    var = float(a.var(ddof=1)) if np.ptp(a) > 0 else 0.0  # not the mean's rounding
     return Estimate(float(a.mean()), math.sqrt(tau * var / n), n=n, tau=tau)
 
 
