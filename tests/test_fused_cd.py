@@ -99,6 +99,45 @@ def test_a_fused_sgd_step_is_sgd_on_the_fused_gradients(compile_: bool) -> None:
     assert not torch.isfinite(fused_sgd_step(rbm, batch, b, coef, lr, 1, compile_)[2])
 
 
+@pytest.mark.parametrize("compile_", [False, pytest.param(True, marks=needs_compiler)])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_a_fused_momentum_step_is_torch_sgd_on_the_fused_gradients(compile_, nesterov) -> None:
+    """Three steps of the graph with momentum and weight decay against torch.optim.SGD on the
+    closed-form gradients of the same draws: parameters and momentum buffers (float64)."""
+    rbm = bernoulli_rbm(9, 5, 1.0, seed=3)
+    ref = copy.deepcopy(rbm)
+    g = torch.Generator().manual_seed(0)
+    v0 = (torch.rand(4, 9, generator=g, dtype=torch.float64) < 0.5).double()
+    coef = torch.cat([torch.full((6,), 1 / 6), torch.full((4,), -1 / 4)]).double()
+    a, b = CounterChains(v0.clone(), seed=5), CounterChains(v0.clone(), seed=5)
+    names = ["weight", "visible_bias", "hidden_bias"]
+    opt = torch.optim.SGD(
+        [getattr(ref, n) for n in names], lr=0.3, momentum=0.7, nesterov=nesterov,
+        weight_decay=0.01,
+    )  # fmt: skip
+    buffers = tuple(torch.zeros_like(getattr(rbm, n)).detach() for n in names)
+    hyper = torch.tensor([0.7, 0.01], dtype=torch.float64)
+    settings = (hyper[0], hyper[1], buffers, nesterov)
+    lr = torch.tensor(0.3, dtype=torch.float64)
+    for _ in range(3):
+        batch = (torch.rand(6, 9, generator=g, dtype=torch.float64) < 0.5).double()
+        grads, x, _ = fused_step(ref, batch, a, coef, k=2, compile_=compile_)
+        for n in names:
+            getattr(ref, n).grad = grads[n]
+        opt.step()
+        x2, _, total = fused_sgd_step(rbm, batch, b, coef, lr, 2, compile_, momentum=settings)
+        assert torch.equal(x2, x) and torch.isfinite(total)
+    for n, buf in zip(names, buffers, strict=True):
+        p, q = getattr(rbm, n).detach(), getattr(ref, n).detach()
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(buf, opt.state[getattr(ref, n)]["momentum_buffer"])
+    kept = [t.clone() for t in (*rbm.parameters(), *buffers)]  # a non-finite step: no change
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    bad = fused_sgd_step(rbm, batch, b, coef, nan, 2, compile_, momentum=settings)[2]
+    assert not torch.isfinite(bad)
+    assert all(torch.equal(s, t) for s, t in zip((*rbm.parameters(), *buffers), kept, strict=True))
+
+
 def _fused_samples(rbm: BernoulliRBM, n_chains: int, sweeps: int, k: int, compile_: bool):
     g = torch.Generator().manual_seed(1)
     v0 = (torch.rand(n_chains, rbm.n_visible, generator=g) < 0.5).to(rbm.weight.dtype)
@@ -260,9 +299,17 @@ def test_plain_sgd_fused_steps_update_in_the_graph(monkeypatch) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
     gaps = [t.history[0]["train/free_energy_gap"] for t in (plain, stepped)]
     assert gaps[0] == pytest.approx(gaps[1], rel=1e-6)
+    # with momentum (the rbm family's default) the graph keeps the optimizer's buffers
+    heavy, c = _fit_fused(data, momentum=0.5, weight_decay=1e-4)
+    assert calls["sgd"] == 2 * plain.global_step
+    _, d = _fit_fused(data, momentum=0.5, weight_decay=1e-4, grad_clip=1e9)
+    for k in c:
+        torch.testing.assert_close(c[k], d[k], rtol=0, atol=1e-6)
+    buffers = heavy.optimizers["model"].state
+    assert len(buffers) == 3 and all("momentum_buffer" in v for v in buffers.values())
     # a schedule's new rate reaches the graph (a tensor input: no recompilation)
     scheduled, _ = _fit_fused(data, epochs=2, schedule="step", step_size=1, gamma=0.5)
-    assert scheduled.objective._lr is not None and scheduled.objective._lr[0][0] == 0.05
+    assert scheduled.objective._sgd is not None and scheduled.objective._sgd[0][0].lr == 0.05
 
 
 @needs_compiler

@@ -7,10 +7,11 @@ between the kernels cost about as much as the products. Here the whole step is o
 that ``torch.compile`` turns into the products plus a few fused loops, with the Bernoulli
 draws hashed from a counter-based stream (:mod:`genphys.kernels`) inside those loops.
 
-With plain SGD in one process (no momentum, weight decay or clipping), the graph applies
-the step too (:func:`cd_sgd_graph`): the parameters are updated in place and the gradient is
-never stored, which saves a pass over the weights, the optimizer's Python and a call per step.
-The update is the same, rounded in another order (lr enters the product).
+With SGD in one process (no dampening or clipping), the graph applies the step too: plain
+SGD (:func:`cd_sgd_graph`) never stores the gradient (lr enters the product), SGD with
+momentum or weight decay (:func:`cd_momentum_graph`) updates the optimizer's momentum
+buffers in place. This saves passes over the weights, the optimizer's Python and a call per
+step; the update is torch's, rounded in another order.
 
 The random numbers are thus not torch's: a :class:`CounterChains` state holds the persistent
 chains (none for CD, whose chains start at the data), a seed and a counter, and is
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -148,6 +150,43 @@ def cd_sgd_graph(
     return x, pre, torch.where(ok, total, float("nan"))
 
 
+def cd_momentum_graph(
+    weight: Tensor,
+    visible_bias: Tensor,
+    hidden_bias: Tensor,
+    batch: Tensor,
+    start: Tensor,
+    base: Tensor,
+    index: Tensor,
+    k: int,
+    coef: Tensor,
+    lr: Tensor,
+    momentum: Tensor,
+    weight_decay: Tensor,
+    buffers: tuple[Tensor, Tensor, Tensor],
+    nesterov: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`cd_graph` followed by torch.optim.SGD's step with momentum (no dampening), in
+    place, in the same graph: ``g += wd p; buf = m buf + g; p -= lr (g + m buf if nesterov
+    else buf)``, the buffers (W, b, c order) updated in place. A step that is not finite
+    changes nothing. Returns what :func:`cd_sgd_graph` returns."""
+    x, pre = _phases(weight, visible_bias, hidden_bias, batch, start, base, index, k)
+    gh = torch.sigmoid(pre) * (-coef).unsqueeze(-1)
+    grads = (x.t() @ gh, -(x * coef.unsqueeze(-1)).sum(0), gh.sum(0))
+    params = (weight, visible_bias, hidden_bias)
+    news, steps = [], []
+    for p, g, buf in zip(params, grads, buffers, strict=True):
+        g = g + weight_decay * p
+        news.append(momentum * buf + g)
+        steps.append(lr * (g + momentum * news[-1] if nesterov else news[-1]))
+    ok = torch.isfinite(steps[0].sum() + steps[1].sum() + steps[2].sum())
+    for p, buf, new, step in zip(params, buffers, news, steps, strict=True):
+        buf.copy_(torch.where(ok, new, buf))
+        p.sub_(torch.where(ok, step, 0.0))
+    total = weight.sum() + visible_bias.sum() + hidden_bias.sum()
+    return x, pre, torch.where(ok, total, float("nan"))
+
+
 def _run(
     graph: Callable[..., tuple[Tensor, ...]],
     rbm: BernoulliRBM,
@@ -155,7 +194,7 @@ def _run(
     chains: CounterChains,
     k: int,
     compile_: bool,
-    *extra: Tensor,
+    *extra: Any,
 ) -> tuple[Tensor, ...]:
     """``graph`` from the persistent chains or, for CD, from ``batch``, at the chains' stream
     position; advances the chains and their counter."""
@@ -196,9 +235,17 @@ def fused_sgd_step(
     lr: Tensor,
     k: int,
     compile_: bool = True,
+    momentum: tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor], bool] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`fused_step` and a plain SGD step with learning rate ``lr`` (a 0-d tensor, so
-    that a schedule does not recompile), applied to the parameters in place by one graph.
-    Returns (x = [batch; negatives], c + xW before the step, sum of the new parameters)."""
-    x, pre, total = _run(cd_sgd_graph, rbm, batch, chains, k, compile_, coef, lr)
+    """:func:`fused_step` and an SGD step with learning rate ``lr`` (a 0-d tensor, so that a
+    schedule does not recompile), applied to the parameters in place by one graph: plain
+    (:func:`cd_sgd_graph`) or, given ``momentum`` = (momentum, weight decay, momentum buffers
+    of W, b, c, nesterov), with momentum (:func:`cd_momentum_graph`). Returns (x = [batch;
+    negatives], c + xW before the step, sum of the new parameters: NaN for a skipped step)."""
+    if momentum is None:
+        x, pre, total = _run(cd_sgd_graph, rbm, batch, chains, k, compile_, coef, lr)
+    else:
+        x, pre, total = _run(
+            cd_momentum_graph, rbm, batch, chains, k, compile_, coef, lr, *momentum
+        )
     return x, pre, total

@@ -164,7 +164,7 @@ class ContrastiveDivergence(Objective):
         self._coef: Tensor | None = None
         self._coef_key: tuple[Any, ...] = ()
         self._compile_graph = False  # fused steps: compiled (True) or eager
-        self._lr: tuple[tuple[Any, ...], Tensor] | None = None  # fused SGD's learning rate
+        self._sgd: tuple[Any, list[Tensor]] | None = None  # fused SGD's settings as tensors
 
     def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
         rbm = as_rbm(model)
@@ -204,11 +204,12 @@ class ContrastiveDivergence(Objective):
             assert isinstance(model, BernoulliRBM)
             m = n if self.chains.v is None else self.chains.v.shape[0]
             coef = self._coefficients(n, m, batch)
-            lr = self._fused_lr(ctx, model)
-            if lr is not None:  # the SGD step too
+            sgd = self._fused_sgd(ctx, model)
+            if sgd is not None:  # the SGD step too
                 bias = model.visible_bias.detach().clone() if ctx.measure else None
+                k, compile_ = self.config.k, self._compile_graph
                 x, pre, total = fused_sgd_step(
-                    model, batch, self.chains, coef, lr, self.config.k, self._compile_graph
+                    model, batch, self.chains, coef, sgd[0], k, compile_, momentum=sgd[1]
                 )
                 ctx.stepped("model")
                 if not math.isfinite(total.item()):
@@ -249,17 +250,26 @@ class ContrastiveDivergence(Objective):
         ctx.apply_gradients("model", grads)
         return metrics
 
-    def _fused_lr(self, ctx: StepContext, model: BernoulliRBM) -> Tensor | None:
-        """The learning rate (a 0-d tensor, kept while it does not change) when a fused step
-        may apply plain SGD itself: one process, every parameter trained."""
-        lr = ctx.plain_sgd_lr("model")
-        trained = (model.weight, model.visible_bias, model.hidden_bias)
-        if lr is None or not all(p.requires_grad for p in trained):
+    def _fused_sgd(self, ctx: StepContext, model: BernoulliRBM) -> tuple[Tensor, Any] | None:
+        """The ``lr`` and ``momentum`` arguments of :func:`fused_sgd_step` (momentum settings
+        with the optimizer's buffers when there is momentum or weight decay, else None) when
+        a fused step may apply SGD itself (one process, every parameter trained), else None. The
+        hyperparameters are 0-d tensors (kept while they do not change): a schedule does not
+        recompile the graph."""
+        sgd = ctx.sgd_settings("model")
+        names = ["weight", "visible_bias", "hidden_bias"]
+        if sgd is None or not all(getattr(model, n).requires_grad for n in names):
             return None
         w = model.weight
-        if self._lr is None or self._lr[0] != (lr, w.dtype, w.device):
-            self._lr = ((lr, w.dtype, w.device), torch.tensor(lr, dtype=w.dtype, device=w.device))
-        return self._lr[1]
+        key = (sgd, w.dtype, w.device)
+        if self._sgd is None or self._sgd[0] != key:
+            numbers = (sgd.lr, sgd.momentum, sgd.weight_decay)
+            self._sgd = (key, [torch.tensor(v, dtype=w.dtype, device=w.device) for v in numbers])
+        lr, momentum, decay = self._sgd[1]
+        if sgd.momentum == 0 and sgd.weight_decay == 0:
+            return lr, None
+        buffers = tuple(ctx.momentum_buffers("model", names))
+        return lr, (momentum, decay, buffers, sgd.nesterov)
 
     def _joint_batch(self, batch: Tensor) -> Tensor:
         """The (batch + chains, n_visible) buffer whose last rows hold the persistent chains.

@@ -8,6 +8,7 @@ optimizer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,16 @@ from genphys.training.distributed import average_over_processes
 
 if TYPE_CHECKING:
     from genphys.training.trainer import Trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class SGDSettings:
+    """torch.optim.SGD's hyperparameters, for an objective that applies its step itself."""
+
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
 
 
 class StepContext:
@@ -73,15 +84,35 @@ class StepContext:
             self._params[k].grad = grads[k]
         self._clip_and_step(group)
 
-    def plain_sgd_lr(self, group: str) -> float | None:
-        """The learning rate when ``group`` steps plain SGD (see :meth:`apply_gradients`) in
-        one process, so that an objective may apply ``p -= lr g`` itself, fused with the
-        computation of ``g`` (then it calls :meth:`stepped` and guards against non-finite
-        parameters); None otherwise (momentum, weight decay, clipping, Adam, DDP)."""
-        opt = self._trainer.optimizers[group]
-        if self._trainer.world_size > 1 or not self._plain_sgd(opt):
+    def sgd_settings(self, group: str) -> SGDSettings | None:
+        """``group``'s SGD hyperparameters when an objective may apply torch.optim.SGD's step
+        itself, fused with the computation of the gradient (then it updates
+        :meth:`momentum_buffers`, calls :meth:`stepped` and guards against non-finite
+        parameters): one process, one parameter group, no dampening, clipping or maximize.
+        None otherwise (Adam, DDP, ...)."""
+        t = self._trainer
+        opt = t.optimizers[group]
+        if t.world_size > 1 or type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
             return None
-        return float(opt.param_groups[0]["lr"])
+        g = opt.param_groups[0]
+        if g["dampening"] != 0 or g["maximize"] or t.config.grad_clip is not None:
+            return None
+        return SGDSettings(
+            float(g["lr"]), float(g["momentum"]), bool(g["nesterov"]), float(g["weight_decay"])
+        )
+
+    def momentum_buffers(self, group: str, names: list[str]) -> list[Tensor]:
+        """SGD's momentum buffers of the parameters ``names``, in the optimizer's state (so
+        checkpoints keep them); zeros before the first step, where ``m * 0 + g`` is the ``g``
+        that torch's SGD starts from."""
+        opt = self._trainer.optimizers[group]
+        out = []
+        for name in names:
+            state = opt.state[self._params[name]]
+            if state.get("momentum_buffer") is None:
+                state["momentum_buffer"] = torch.zeros_like(self._params[name]).detach()
+            out.append(state["momentum_buffer"])
+        return out
 
     def stepped(self, group: str) -> None:
         """Record that ``group``'s parameters were updated without ``optimizer.step()`` (what
@@ -145,4 +176,4 @@ class StepContext:
         opt.step()
 
 
-__all__ = ["StepContext"]
+__all__ = ["SGDSettings", "StepContext"]
