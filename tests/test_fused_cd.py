@@ -303,8 +303,8 @@ def test_plain_sgd_fused_steps_update_in_the_graph(monkeypatch) -> None:
     heavy, c = _fit_fused(data, momentum=0.5, weight_decay=1e-4)
     assert calls["sgd"] == 2 * plain.global_step
     _, d = _fit_fused(data, momentum=0.5, weight_decay=1e-4, grad_clip=1e9)
-    for k in c:
-        torch.testing.assert_close(c[k], d[k], rtol=0, atol=1e-6)
+    for k in c:  # float32 rounding (~1e-7 a step) adds up over 89 steps, doubled by m = 0.5
+        torch.testing.assert_close(c[k], d[k], rtol=0, atol=2e-5)
     buffers = heavy.optimizers["model"].state
     assert len(buffers) == 3 and all("momentum_buffer" in v for v in buffers.values())
     # a schedule's new rate reaches the graph (a tensor input: no recompilation)

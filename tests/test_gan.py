@@ -238,10 +238,20 @@ def test_epoch_warnings() -> None:
     wins = {"epoch": 10, "train/d_real": 0.995, "train/d_fake": 0.004}
     assert "wins completely" in objective.epoch_warnings(wins)[0]
     assert objective.epoch_warnings({"epoch": 10, "train/d_real": 0.7, "train/d_fake": 0.3}) == []
+    # with label smoothing s the best d gives (1 - s)/2 at equilibrium and at most 1 - s
+    smoothed = Adversarial()
+    smoothed.setup(GAN(n_features=4, hidden=(3,), label_smoothing=0.2), torch.zeros(8, 4), 0, 0, 8)
+    equal = {"epoch": 10, "train/d_real": 0.402, "train/d_fake": 0.398}
+    assert "1/2" in smoothed.epoch_warnings(equal)[0] and objective.epoch_warnings(equal) == []
+    apart = {"epoch": 10, "train/d_real": 0.79, "train/d_fake": 0.01}
+    assert "wins completely" in smoothed.epoch_warnings(apart)[0]
+    assert objective.epoch_warnings(apart) == []
 
 
 def test_pacgan_judges_packs() -> None:
     gan = GAN(n_features=4, hidden=(3,), pack=4)
+    with pytest.raises(GenphysError, match="packs of 4"):  # a pack would mix real and fake
+        gan.discriminator_loss(torch.zeros(6, 4), torch.zeros(6, 4))
     assert tuple(gan.discriminator[0].weight.shape) == (3, 16)
     assert gan(torch.zeros(8, 4)).shape == (2,)
     with pytest.raises(GenphysError, match="packs of 4"):

@@ -234,6 +234,16 @@ def test_sr_reaches_the_exact_energy_for_n8(alpha: int) -> None:
     assert opt.history[0].energy.value > exact + 0.1 * abs(exact)  # it started far away
 
 
+def test_default_sr_step_is_stable_in_a_strong_field() -> None:
+    """At Gamma = 8 an SR step of 0.1 overshoots (lr x 4 Gamma > 2) and diverges within a few
+    iterations; the default scales the step down by the energy scale and converges."""
+    n, gamma = 6, 8.0
+    exact = exact_ground_energy(n, 1.0, gamma)
+    psi = RBMSpinState(n, n, seed=0)
+    optimize_tfim(psi, 1.0, gamma, "sr", None, 60, 512, seed=0)
+    assert exact_energy(psi, 1.0, gamma) < exact + 1e-3 * abs(exact)
+
+
 @pytest.mark.slow
 def test_sr_reaches_netkets_n20_energy() -> None:
     """N = 20, alpha = 1, 100 SR iterations (about 10 s): within 3e-4 of -25.49098969."""
@@ -329,6 +339,7 @@ def test_cli_text_output_uses_free_fermions_beyond_16_spins(
         (["--system", "tfim", "--spins", "1"], "spins"),
         (["--system", "tfim", "--hidden", "0"], "hidden"),
         (["--system", "tfim", "--field", "inf"], "finite"),
+        (["--system", "tfim", "--field", "-1"], r"field must be >= 0.*--field 1\.0"),
         (["--system", "tfim", "--optimizer", "lbfgs"], "optimizer"),
         (["--system", "tfim", "--lr", "-1"], "learning rate"),
         (["--system", "tfim", "--walkers", "0"], "walkers"),

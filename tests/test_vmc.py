@@ -325,6 +325,9 @@ def test_cli_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert vmc(_cli("--particles", "1", "--dim", "1", "--sampler", "metropolis", *QUICK)) == 0
     out = capsys.readouterr().out
     assert "energy" in out and "reference 0.5" in out and "iter" in out
+    few = ("--particles", "1", "--dim", "1", "--walkers", "4", "--iterations", "1")
+    assert vmc(_cli(*few)) == 0  # too few walkers for the walker-spread error check
+    assert "warning: with 4 walkers the error bars" in capsys.readouterr().err
 
 
 def test_system_trap_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
@@ -349,6 +352,9 @@ def test_system_trap_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
         (["--walkers", "0"], "walkers"),
         (["--lr", "0"], "learning rate"),
         (["--dt", "0"], "dt"),
+        (["--omega", "1e-200"], "between 1e-6 and 1e6"),  # overflowed in the wavefunction
+        (["--omega", "1e200"], "between 1e-6 and 1e6"),
+        (["--sigma", "1e-200"], "between 1e-6 and 1e6"),
         (["--step", "-1"], "step"),
         (["--dim", "1", "--interaction"], "dim >= 2"),
         (["--particles", "1", "--jastrow"], "2 particles"),

@@ -28,7 +28,11 @@ _FLAGS: dict[str, tuple[str, Any, str]] = {
     "step": ("step", float, "brute-force Metropolis step: moves uniform in [-step/2, step/2]"),
     "walkers": ("walkers", int, "walkers (tfim: Markov chains) moved together"),
     "optimizer": ("optimizer", str, "adam, sgd or sr (stochastic reconfiguration)"),
-    "lr": ("lr", float, "learning rate (default 0.02 adam, 0.05 sgd, 0.1 sr)"),
+    "lr": (
+        "lr",
+        float,
+        "learning rate (default 0.02 adam, 0.05 sgd, 0.1 sr; tfim sr at most 0.4/(|J|+|field|))",
+    ),
     "iterations": ("iterations", int, "optimisation iterations"),
     "samples": ("samples", int, "walker moves per iteration (walkers x steps; tfim: sweeps)"),
     "final_samples": ("final_samples", int, "walker moves (tfim: sweeps) of the final estimate"),
@@ -163,6 +167,14 @@ def vmc(args: argparse.Namespace) -> int:
         config = VMCConfig.from_dict({k: v for k, v in values.items() if v is not None})
     if system == "trap":
         config.build()  # bad input fails here, before any work
+    walkers = tfim["walkers"] if system == "tfim" else config.walkers
+    if walkers < 8:  # the walker-spread check of energy_estimate needs 8
+        print(
+            f"genphys: warning: with {walkers} walkers the error bars rest on blocking short "
+            "series alone and can come out too small (2-3x with 2-4 walkers); use --walkers 8 "
+            "or more",
+            file=sys.stderr,
+        )
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -245,6 +257,12 @@ def _checked_tfim(settings: Any) -> dict[str, Any]:
         raise GenphysError(f"the coupling and field must be finite, got {J!r} and {gamma!r}")
     if not isinstance(spins, int) or isinstance(spins, bool):
         raise GenphysError(f"the number of spins must be an integer, got {spins!r}")
+    if gamma < 0:  # the RBM here is real and positive: no sign structure
+        raise GenphysError(
+            f"the field must be >= 0, got {gamma}: the spectrum depends on |field| only (a "
+            "rotation maps one sign to the other), and a negative field's ground state changes "
+            f"sign between configurations, which a real RBM cannot hold; use --field {-gamma}"
+        )
     return dict(settings)
 
 

@@ -210,7 +210,8 @@ def ais_log_partition(
         base_bias: visible bias :math:`b_A` of the base. Default: for a Bernoulli RBM the
             logits of the (clamped) data marginals when ``data`` is given, else zeros; for a
             Gaussian RBM the data mean, else the model's visible bias.
-        data: training data, used only to fit the base distribution.
+        data: examples of the data distribution (training or held-out), used only to fit
+            the base distribution and to start :func:`mode_lower_bound`'s ascent.
         seed: seed of the ``torch.Generator`` that drives all chains.
         schedule: ``"linear"``, ``"sigmoid"`` or an explicit increasing sequence from 0 to 1.
         check: compare the estimate with :func:`mode_lower_bound` (``certain_lower``); a

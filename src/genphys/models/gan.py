@@ -270,6 +270,11 @@ class GAN(nn.Module):
         and ``gradient_penalty``.
         """
         cfg = self.config
+        if len(real) % cfg.pack or len(fake) % cfg.pack:  # a pack would mix real and fake
+            raise GenphysError(
+                f"batches of {len(real)} real and {len(fake)} generated examples cannot be cut "
+                f"into packs of {cfg.pack}"
+            )
         logits = self(torch.cat([real, fake]))
         n = len(real) // cfg.pack  # outputs for the real examples (one per pack)
         if cfg.loss == "wgan_gp":

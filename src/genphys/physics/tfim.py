@@ -349,14 +349,18 @@ def optimize_tfim(
     ``"adam"`` or ``"sr"`` (:math:`\\delta\\theta = -\\eta(S + \\epsilon I)^{-1}f`,
     :math:`S = \\mathrm{cov}(O^*, O)`, :math:`f = \\mathrm{cov}(O^*, E_L)`, ``diag_shift``
     :math:`\\epsilon`); the gradient is :math:`2f` (complex parameters move along
-    :math:`-\\partial E/\\partial\\theta^*`). ``lr = None`` takes :data:`DEFAULT_LR`; pass
+    :math:`-\\partial E/\\partial\\theta^*`). ``lr = None`` takes :data:`DEFAULT_LR`, for SR at
+    most :math:`0.4/(|J| + |\\Gamma|)` (an SR step is an explicit imaginary-time step, unstable
+    when lr times the excitation energies, about :math:`4\\Gamma`, exceeds 2); pass
     ``state`` to continue earlier chains (``seed``, ``chains`` and ``equilibration`` unused),
     with ``progress`` to continue an optimisation; ``checkpoint``, ``checkpoint_every`` and
     ``stop`` as for :func:`~genphys.physics.vmc.optimize`.
     """
     if method not in OPTIMIZERS:
         raise GenphysError(f"unknown optimizer {method!r}; choose one of {', '.join(OPTIMIZERS)}")
-    lr = DEFAULT_LR[method] if lr is None else lr
+    if lr is None:  # an SR step is an imaginary-time step: lr times the gap (~4 Gamma) < 2
+        lr = DEFAULT_LR[method]
+        lr = min(lr, 0.4 / (abs(J) + abs(Gamma))) if method == "sr" and (J or Gamma) else lr
     if not (math.isfinite(lr) and lr > 0):
         raise GenphysError(f"the learning rate must be > 0, got {lr}")
     if iterations < 0 or samples < 1 or not diag_shift >= 0:
@@ -374,7 +378,8 @@ def optimize_tfim(
         e = smp.local_energy.reshape(-1)
         delta, grad = update(it, e, smp.log_derivatives.reshape(-1, n))
         est = energy_estimate(smp.local_energy.real)
-        record = IterationRecord(it, est, float(e.real.var()), smp.acceptance, float(grad.norm()))
+        var = float((e - e.mean()).abs().square().mean())  # Var E_L, complex states included
+        record = IterationRecord(it, est, var, smp.acceptance, float(grad.norm()))
         history.append(record)
         theta = psi.parameter_vector() + delta
         if not torch.isfinite(theta).all():

@@ -133,6 +133,10 @@ class VMCConfig:
             raise GenphysError(f"the learning rate must be > 0, got {self.lr}")
         if not (math.isfinite(self.diag_shift) and self.diag_shift >= 0):
             raise GenphysError(f"diag_shift must be >= 0, got {self.diag_shift}")
+        for name in ("omega", "sigma", "dt", "step"):  # beyond these, exp and 1/x overflow
+            value = getattr(self, name, None)
+            if value is not None and value > 0 and not 1e-6 <= value <= 1e6:
+                raise GenphysError(f"{name} must lie between 1e-6 and 1e6, got {value}")
         if self.interaction and self.dim < 2 and self.particles > 1:
             raise GenphysError("the Coulomb interaction needs dim >= 2 (1/|x| diverges in 1-D)")
         wf = RBMWavefunction(

@@ -27,13 +27,16 @@ class AdversarialConfig(Config):
         d_steps: discriminator updates per generator update (WGAN-GP's n_critic, e.g. 5):
             every training step updates the discriminator on its batch, and every
             ``d_steps``-th step also updates the generator.
-        g_steps: generator updates on those steps (fresh noise each).
+        g_steps: generator updates on those steps (the first on the generated examples the
+            discriminator just saw, the others on fresh noise).
         generator_lr, discriminator_lr: learning rates of the two optimizers (None: the
             trainer's ``lr``; the DCGAN tutorial uses Adam with 1e-4 for both).
         balance_tolerance: warn when mean d(real) and d(fake) both lie within this distance
-            of 1/2 (the discriminator can no longer tell; training stops being meaningful).
+            of 1/2 (the discriminator can no longer tell; training stops being meaningful);
+            of (1 - s)/2 with label smoothing s, where the best discriminator then sits.
         win_margin: warn when d(real) > 1 - margin and d(fake) < margin (the discriminator
-            wins completely; the generator's gradients vanish).
+            wins completely; the generator's gradients vanish); 1 - s - margin with label
+            smoothing s.
         warmup_epochs: no warnings before this many epochs (an untrained d sits at 1/2 too).
     """
 
@@ -85,6 +88,9 @@ class Adversarial(Objective):
             "discriminator": list(gan.discriminator.parameters()),
             "generator": list(gan.generator.parameters()),
         }
+
+    def setup(self, model: nn.Module, train: Tensor, seed: int, rank: int, batch_size: int) -> None:
+        self._smoothing = as_gan(model).config.label_smoothing  # where d's targets lie
 
     def optimizer_settings(self) -> dict[str, dict[str, Any]]:
         cfg = self.config
@@ -140,13 +146,15 @@ class Adversarial(Objective):
         real, fake = metrics["train/d_real"], metrics["train/d_fake"]
         shown = f"mean d(real) = {real:.3f}, d(fake) = {fake:.3f}"
         tol, margin = self.config.balance_tolerance, self.config.win_margin
-        if abs(real - 0.5) < tol and abs(fake - 0.5) < tol:
+        top = 1.0 - getattr(self, "_smoothing", 0.0)  # the real examples' target
+        if abs(real - top / 2) < tol and abs(fake - top / 2) < tol:
             return [
-                f"{shown}: the discriminator outputs 1/2 on both and can no longer tell real "
+                f"{shown}: the discriminator outputs 1/2 (1/2 of its real target {top:.3g}) on "
+                "both and can no longer tell real "
                 "from generated: the game's equilibrium, or a discriminator too weak to teach "
                 "the generator more (judge by the samples and their metrics)"
             ]
-        if real > 1 - margin and fake < margin:
+        if real > top - margin and fake < margin:
             return [
                 f"{shown}: the discriminator wins completely and the generator's gradients "
                 "vanish; try loss non_saturating or wgan_gp, label smoothing, or a lower "

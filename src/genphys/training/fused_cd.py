@@ -9,9 +9,9 @@ draws hashed from a counter-based stream (:mod:`genphys.kernels`) inside those l
 
 With SGD in one process (no dampening or clipping), the graph applies the step too: plain
 SGD (:func:`cd_sgd_graph`) never stores the gradient (lr enters the product), SGD with
-momentum or weight decay (:func:`cd_momentum_graph`) updates the optimizer's momentum
-buffers in place. This saves passes over the weights, the optimizer's Python and a call per
-step; the update is torch's, rounded in another order.
+momentum or weight decay updates the optimizer's momentum buffers in place. This saves
+passes over the weights, the optimizer's Python and a call per step; the update is torch's,
+rounded in another order.
 
 The random numbers are thus not torch's: a :class:`CounterChains` state holds the persistent
 chains (none for CD, whose chains start at the data), a seed and a counter, and is
@@ -130,58 +130,39 @@ def cd_sgd_graph(
     k: int,
     coef: Tensor,
     lr: Tensor,
+    momentum: tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor], bool] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`cd_graph` followed by the SGD step ``p -= lr dp``, in place, in the same graph.
+    """:func:`cd_graph` followed by torch.optim.SGD's step, in place, in the same graph.
 
-    The step is written as ``W -= x^T (sigmoid(c + xW) (-lr coef))`` (lr inside the product):
-    the gradient is never stored, and the update is one pass over W. A step that is not
-    finite leaves the parameters as they were. Returns (x, c + xW before the step, the sum of
-    the updated parameters, NaN for a skipped step: finite exactly when the step was taken
-    and every parameter is finite, unless they near the largest float).
+    Plain SGD (``momentum`` None) is written as ``W -= x^T (sigmoid(c + xW) (-lr coef))``
+    (lr inside the product): the gradient is never stored, and the update is one pass over W.
+    With ``momentum`` = (momentum m, weight decay wd, buffers of W, b, c, nesterov): ``g +=
+    wd p; buf = m buf + g; p -= lr (g + m buf if nesterov else buf)`` (no dampening), the
+    buffers updated in place. A step that is not finite changes nothing. Returns (x, c + xW
+    before the step, the sum of the updated parameters, NaN for a skipped step: finite
+    exactly when the step was taken and every parameter is finite, unless they near the
+    largest float).
     """
     x, pre = _phases(weight, visible_bias, hidden_bias, batch, start, base, index, k)
-    step = torch.sigmoid(pre) * (-lr * coef).unsqueeze(-1)  # lr (dF/dc) per row
-    db = lr * (x * coef.unsqueeze(-1)).sum(0)  # -lr dF/db, dF/db = -x
-    ok = torch.isfinite(step.sum() + db.sum())  # p - where(ok, dp, 0) is p itself when not ok
-    weight.sub_(torch.where(ok, x.t() @ step, 0.0))
-    hidden_bias.sub_(torch.where(ok, step.sum(0), 0.0))
-    visible_bias.add_(torch.where(ok, db, 0.0))
-    total = weight.sum() + visible_bias.sum() + hidden_bias.sum()
-    return x, pre, torch.where(ok, total, float("nan"))
-
-
-def cd_momentum_graph(
-    weight: Tensor,
-    visible_bias: Tensor,
-    hidden_bias: Tensor,
-    batch: Tensor,
-    start: Tensor,
-    base: Tensor,
-    index: Tensor,
-    k: int,
-    coef: Tensor,
-    lr: Tensor,
-    momentum: Tensor,
-    weight_decay: Tensor,
-    buffers: tuple[Tensor, Tensor, Tensor],
-    nesterov: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`cd_graph` followed by torch.optim.SGD's step with momentum (no dampening), in
-    place, in the same graph: ``g += wd p; buf = m buf + g; p -= lr (g + m buf if nesterov
-    else buf)``, the buffers (W, b, c order) updated in place. A step that is not finite
-    changes nothing. Returns what :func:`cd_sgd_graph` returns."""
-    x, pre = _phases(weight, visible_bias, hidden_bias, batch, start, base, index, k)
-    gh = torch.sigmoid(pre) * (-coef).unsqueeze(-1)
-    grads = (x.t() @ gh, -(x * coef.unsqueeze(-1)).sum(0), gh.sum(0))
     params = (weight, visible_bias, hidden_bias)
-    news, steps = [], []
-    for p, g, buf in zip(params, grads, buffers, strict=True):
-        g = g + weight_decay * p
-        news.append(momentum * buf + g)
-        steps.append(lr * (g + momentum * news[-1] if nesterov else news[-1]))
-    ok = torch.isfinite(steps[0].sum() + steps[1].sum() + steps[2].sum())
-    for p, buf, new, step in zip(params, buffers, news, steps, strict=True):
-        buf.copy_(torch.where(ok, new, buf))
+    db = -(x * coef.unsqueeze(-1)).sum(0)  # dF/db = -x
+    if momentum is None:
+        step = torch.sigmoid(pre) * (-lr * coef).unsqueeze(-1)  # lr (dF/dc) per row
+        steps = [x.t() @ step, lr * db, step.sum(0)]
+        ok = torch.isfinite(step.sum() + steps[1].sum())  # (small tensors: no pass over W)
+    else:
+        m, decay, buffers, nesterov = momentum
+        gh = torch.sigmoid(pre) * (-coef).unsqueeze(-1)
+        steps, news = [], []
+        for p, g, buf in zip(params, (x.t() @ gh, db, gh.sum(0)), buffers, strict=True):
+            g = g + decay * p
+            news.append(m * buf + g)
+            steps.append(lr * (g + m * news[-1] if nesterov else news[-1]))
+        ok = torch.isfinite(gh.sum() + db.sum() + lr + m + decay)
+    if momentum is not None:
+        for buf, new in zip(momentum[2], news, strict=True):
+            buf.copy_(torch.where(ok, new, buf))
+    for p, step in zip(params, steps, strict=True):  # p - where(ok, dp, 0) is p when not ok
         p.sub_(torch.where(ok, step, 0.0))
     total = weight.sum() + visible_bias.sum() + hidden_bias.sum()
     return x, pre, torch.where(ok, total, float("nan"))
@@ -238,14 +219,9 @@ def fused_sgd_step(
     momentum: tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor], bool] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`fused_step` and an SGD step with learning rate ``lr`` (a 0-d tensor, so that a
-    schedule does not recompile), applied to the parameters in place by one graph: plain
-    (:func:`cd_sgd_graph`) or, given ``momentum`` = (momentum, weight decay, momentum buffers
-    of W, b, c, nesterov), with momentum (:func:`cd_momentum_graph`). Returns (x = [batch;
+    schedule does not recompile), applied to the parameters in place by one graph
+    (:func:`cd_sgd_graph`): plain, or given ``momentum`` = (momentum, weight decay, momentum
+    buffers of W, b, c, nesterov) with momentum. Returns (x = [batch;
     negatives], c + xW before the step, sum of the new parameters: NaN for a skipped step)."""
-    if momentum is None:
-        x, pre, total = _run(cd_sgd_graph, rbm, batch, chains, k, compile_, coef, lr)
-    else:
-        x, pre, total = _run(
-            cd_momentum_graph, rbm, batch, chains, k, compile_, coef, lr, *momentum
-        )
+    x, pre, total = _run(cd_sgd_graph, rbm, batch, chains, k, compile_, coef, lr, momentum)
     return x, pre, total
