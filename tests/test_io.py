@@ -101,3 +101,6 @@ def test_output_directories_are_checked_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(GenphysError, match="cannot write into"):
         io.check_output_dir(blocker / "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(GenphysError, match=r"symbolic link to .*gone, which is missing"):
+        io.check_output_dir(tmp_path / "dangling")

@@ -97,6 +97,8 @@ def check_output_dir(path: str | Path) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise GenphysError(f"{path} exists and is not a directory")
+    if path.is_symlink() and not path.exists():
+        raise GenphysError(f"{path} is a symbolic link to {os.readlink(path)}, which is missing")
     existing = path
     while not existing.exists():
         existing = existing.parent

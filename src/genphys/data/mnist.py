@@ -148,14 +148,15 @@ def _sha256(path: Path) -> str:
 
 def _download_file(name: str, filename: str, folder: Path) -> None:
     """Download one file into ``folder`` from the first mirror that serves a verified copy
-    (a folder made here and left empty by the failure is removed again)."""
-    made = not folder.exists()
+    (folders made here and left empty by the failure are removed again)."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     try:
         _download_verified(name, filename, folder)
     except OSError:
-        if made and not any(folder.iterdir()):
-            folder.rmdir()
+        for new in made:
+            if new.is_dir() and not any(new.iterdir()):
+                new.rmdir()
         raise
 
 
