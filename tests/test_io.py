@@ -104,3 +104,5 @@ def test_output_directories_are_checked_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     with pytest.raises(GenphysError, match=r"symbolic link to .*gone, which is missing"):
         io.check_output_dir(tmp_path / "dangling")
+    with pytest.raises(GenphysError, match="which is missing"):  # a link on the way too
+        io.check_output_dir(tmp_path / "dangling" / "run")

@@ -436,6 +436,11 @@ def test_the_mode_bound_is_sure_and_catches_trapped_ais():
     assert trapped.trapped and trapped.log_z.z_score(exact_z) < -10  # far off, small error bar
     unchecked = ais_log_partition(peaked, n_chains=50, n_betas=1000, seed=0, check=False)
     assert unchecked.certain_lower is None and not unchecked.trapped
+    flat = BernoulliRBM(8, 3).double()  # every chain's weight equal: stderr 0, log Z exact
+    with torch.no_grad():
+        flat.weight.zero_(), flat.visible_bias.zero_(), flat.hidden_bias.fill_(40.0)
+    exactly = ais_log_partition(flat, n_chains=10, n_betas=300, seed=0)
+    assert exactly.log_z.stderr == 0 and not exactly.trapped  # rounding is not trapping
     fine = ais_log_partition(models[0], n_chains=50, n_betas=1000, seed=0)
     assert not fine.trapped and fine.certain_lower is not None
 

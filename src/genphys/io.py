@@ -97,10 +97,12 @@ def check_output_dir(path: str | Path) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise GenphysError(f"{path} exists and is not a directory")
-    if path.is_symlink() and not path.exists():
-        raise GenphysError(f"{path} is a symbolic link to {os.readlink(path)}, which is missing")
     existing = path
     while not existing.exists():
+        if existing.is_symlink():  # a dangling link on the way: mkdir would fail later
+            raise GenphysError(
+                f"{existing} is a symbolic link to {os.readlink(existing)}, which is missing"
+            )
         existing = existing.parent
     try:
         shutil.rmtree(tempfile.mkdtemp(prefix=".genphys-check.", dir=existing))

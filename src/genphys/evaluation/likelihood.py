@@ -133,7 +133,8 @@ class AISResult:
         freezes early, e.g. in a Gaussian RBM with small learned variances)."""
         if self.certain_lower is None:
             return False
-        return self.log_z.value + 3 * self.log_z.stderr < self.certain_lower
+        slack = 1e-9 * max(1.0, abs(self.certain_lower))  # rounding, when stderr is 0
+        return self.log_z.value + 3 * self.log_z.stderr + slack < self.certain_lower
 
 
 def ais_schedule(

@@ -166,8 +166,10 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0) -> float:
         c: window constant.
 
     Returns:
-        :math:`\tau \ge` about 1 for correlated chains, below 1 for anticorrelated ones
-        (Geyer's initial positive sequence then); exactly 1 for a constant chain.
+        :math:`\tau \ge` about 1 for correlated chains; when :math:`\tau(1) < 1` (the window
+        closed at once, as for anticorrelated chains) Geyer's initial positive sequence,
+        usually below 1 then but never negative (0 when the first pair is not positive);
+        exactly 1 for a constant chain.
     """
     if not (c > 0 and math.isfinite(c)):
         raise GenphysError(f"the window constant c must be a finite number > 0, got {c}")
