@@ -163,6 +163,9 @@ def test_same_seed_same_spins_and_exact_resume() -> None:
     other = init_state(8, 16, seed=8)
     m.sweep_(other, 30)
     assert not torch.equal(a.spins, other.spins)
+    odd = saved | {"spins": torch.ones(3, 3, 2, dtype=saved["spins"].dtype)}
+    with pytest.raises(GenphysError, match="even L"):  # a 3x3 checkerboard is not bipartite
+        m.sweep_(IsingState.from_state_dict(odd))
     sw1, sw2 = init_state(8, 16, seed=1), init_state(8, 16, seed=1)
     SwendsenWang(2.3).sweep_(sw1, 5)
     SwendsenWang(2.3).sweep_(sw2, 5)

@@ -268,6 +268,8 @@ class Metropolis(_Sampler):
     def sweep_(self, state: IsingState, n: int = 1) -> IsingState:
         """Do ``n`` sweeps in place (each site is offered one flip per sweep)."""
         self._check(state, n)
+        if state.L % 2:  # odd periodic lattice: not bipartite
+            raise GenphysError(f"Metropolis (a checkerboard sweep) needs an even L, got {state.L}")
         spins, index = state.spins, self.index(state.spins)
         compile_ = self._use_compile(spins, _metropolis_half_hashed)
         masks = self.masks(state.L)

@@ -10,7 +10,7 @@ Per-spin conventions (N = L^2 spins, J = 1, k_B = 1), the same as
 * Binder cumulant :math:`U_4 = 1 - \langle m^4\rangle / (3\langle m^2\rangle^2)`.
 
 Errors come from a jackknife over blocks: each chain's time series is cut into blocks of at
-least twice the measured integrated autocorrelation time (so blocks are nearly independent),
+least ten times the measured integrated autocorrelation time (so blocks are nearly independent),
 every (chain, block) pair is one unit, and the nonlinear observables are recomputed with one
 unit left out. Values are jackknife bias-corrected.
 """
