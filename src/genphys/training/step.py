@@ -90,16 +90,9 @@ class StepContext:
         :meth:`momentum_buffers`, calls :meth:`stepped` and guards against non-finite
         parameters): one process, one parameter group, no dampening, clipping or maximize.
         None otherwise (Adam, DDP, ...)."""
-        t = self._trainer
-        opt = t.optimizers[group]
-        if t.world_size > 1 or type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
+        if self._trainer.world_size > 1:  # the gradients must be averaged first
             return None
-        g = opt.param_groups[0]
-        if g["dampening"] != 0 or g["maximize"] or t.config.grad_clip is not None:
-            return None
-        return SGDSettings(
-            float(g["lr"]), float(g["momentum"]), bool(g["nesterov"]), float(g["weight_decay"])
-        )
+        return self._sgd(self._trainer.optimizers[group])
 
     def momentum_buffers(self, group: str, names: list[str]) -> list[Tensor]:
         """SGD's momentum buffers of the parameters ``names``, in the optimizer's state (so
@@ -119,13 +112,22 @@ class StepContext:
         the learning-rate scheduler checks before it warns)."""
         self._trainer.optimizers[group]._opt_called = True  # type: ignore[attr-defined]
 
+    def _sgd(self, opt: torch.optim.Optimizer) -> SGDSettings | None:
+        """``opt``'s settings when it is SGD (one group) without dampening, maximize or
+        clipping, else None."""
+        if type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
+            return None
+        g = opt.param_groups[0]
+        if g["dampening"] != 0 or g["maximize"] or self._trainer.config.grad_clip is not None:
+            return None
+        return SGDSettings(
+            float(g["lr"]), float(g["momentum"]), bool(g["nesterov"]), float(g["weight_decay"])
+        )
+
     def _plain_sgd(self, opt: torch.optim.Optimizer) -> bool:
         """Whether ``opt`` is SGD without momentum, weight decay or clipping (one group)."""
-        if type(opt) is not torch.optim.SGD or len(opt.param_groups) != 1:
-            return False
-        g = opt.param_groups[0]
-        plain = g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"]
-        return plain and self._trainer.config.grad_clip is None
+        sgd = self._sgd(opt)
+        return sgd is not None and sgd.momentum == 0 and sgd.weight_decay == 0
 
     def update(self, group: str, loss: Tensor) -> None:
         """Backpropagate ``loss`` and step the optimizer of ``group`` (NaN guard included).
